@@ -1,0 +1,214 @@
+"""Command line: `python -m bench {run,list,parity}`.
+
+Bad input of any kind ends with one line on stderr, `error: ...`, exit code 2, and no files
+written; a divergent run is a result, not an error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import NoReturn
+
+from bench.errors import ConfigError
+
+DEFAULT_OUT = Path("results/latest")
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        # One line, like every other input error (argparse would print the usage block too).
+        self.exit(2, f"error: {message} (see: python -m bench {self.prog.split()[-1]} --help)\n")
+
+
+def _float(flag: str) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        try:
+            return float(text)
+        except ValueError:
+            raise ConfigError(f"{flag} must be a number, got {text!r}") from None
+
+    return parse
+
+
+def _int(flag: str) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            return int(text)
+        except ValueError:
+            raise ConfigError(f"{flag} must be an integer, got {text!r}") from None
+
+    return parse
+
+
+def _add_suite_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", type=Path, help="suite file (TOML); default: the default suite")
+    p.add_argument(
+        "--datasets", help="comma list of dataset names, name:opt=val specs or .csv paths"
+    )
+    p.add_argument("--targets", help="target columns of a CSV dataset (comma list)")
+    p.add_argument("--features", help="feature columns of a CSV dataset (default: other numeric)")
+    p.add_argument("--model", help="linear, mlp or mlp:hidden=N")
+    p.add_argument("--methods", help="comma list of methods, or 'all'")
+    p.add_argument("--impl", help="comma list of scratch, torch, torch-foreach, torch-fused")
+    p.add_argument("--epochs", type=str)
+    p.add_argument("--lr", type=str, help="learning rate for every method")
+    p.add_argument("--momentum", type=str, help="momentum of the methods that have momentum")
+    p.add_argument("--weight-decay", type=str, help="weight decay of the methods that have it")
+    p.add_argument("--batch-size", type=str, help="batch size of the minibatch methods")
+    p.add_argument("--devices", help="auto (cpu + cuda if present), cpu, cuda, or a comma list")
+    p.add_argument("--dtype", help="float32 (default) or float64")
+    p.add_argument("--seeds", help="comma list of seeds, e.g. 0,1,2")
+    p.add_argument("--holdout", type=str, help="hold-out fraction in [0, 1); 0 = none")
+    p.add_argument(
+        "--standardize",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="standardise features with training-set statistics",
+    )
+    p.add_argument("--out", type=Path, default=None, help="output folder")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="python -m bench", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    run = sub.add_parser("run", help="run a suite and write CSVs, plots and report.md")
+    _add_suite_options(run)
+    run.add_argument("--no-parity", action="store_true", help="skip the step-parity table")
+    sub.add_parser("list", help="list methods, datasets and models")
+    parity = sub.add_parser("parity", help="write parity.csv (scratch vs torch.optim)")
+    parity.add_argument("--out", type=Path, default=Path("results/parity"))
+    parity.add_argument("--steps", type=str, default="100")
+    return parser
+
+
+def overrides_from_args(args: argparse.Namespace):  # -> spec.Overrides
+    from bench.device import resolve_devices
+    from bench.spec import (
+        Overrides,
+        check_numbers,
+        parse_csv_list,
+        parse_impls,
+        parse_int_list,
+        parse_methods,
+    )
+
+    o = Overrides(
+        datasets=parse_csv_list(args.datasets, "--datasets") if args.datasets else None,
+        targets=parse_csv_list(args.targets, "--targets") if args.targets else None,
+        features=parse_csv_list(args.features, "--features") if args.features else None,
+        model=args.model,
+        methods=parse_methods(args.methods) if args.methods else None,
+        impls=parse_impls(args.impl) if args.impl else None,
+        epochs=_int("--epochs")(args.epochs) if args.epochs else None,
+        lr=_float("--lr")(args.lr) if args.lr else None,
+        momentum=_float("--momentum")(args.momentum) if args.momentum else None,
+        weight_decay=_float("--weight-decay")(args.weight_decay) if args.weight_decay else None,
+        batch_size=_int("--batch-size")(args.batch_size) if args.batch_size else None,
+        devices=resolve_devices(args.devices) if args.devices else None,
+        dtype=args.dtype,
+        seeds=parse_int_list(args.seeds, "--seeds") if args.seeds else None,
+        holdout=_float("--holdout")(args.holdout) if args.holdout is not None else None,
+        standardize=args.standardize,
+    )
+    check_numbers(o)
+    return o
+
+
+def load_suite(args: argparse.Namespace):  # -> spec.Suite
+    from bench.spec import DEFAULT_SUITE, apply_overrides, suite_from_toml
+
+    overrides = overrides_from_args(args)
+    suite = suite_from_toml(args.config or DEFAULT_SUITE)
+    return apply_overrides(suite, overrides)
+
+
+def _say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from bench import envinfo, report
+    from bench.outputs import staged_dir
+    from bench.runner import run_all
+
+    suite = load_suite(args)
+    specs = suite.expand()
+    out = args.out or DEFAULT_OUT
+    env = envinfo.collect(args.argv)
+    _say(f"optbench: {len(specs)} runs ({suite.name} suite) on {', '.join(suite.devices)}")
+    t0 = time.perf_counter()
+    results = run_all(specs)
+    parity = None if args.no_parity else _parity_frame(steps=100)
+    with staged_dir(out) as stage:
+        report.write_all(stage, results, env, parity)
+    diverged = sum(r.summary["status"] == "diverged" for r in results)
+    _say(
+        f"optbench: {len(results)} runs ({diverged} diverged) in {time.perf_counter() - t0:.0f} s;"
+        f" report: {out / 'report.md'}"
+    )
+    return 0
+
+
+def _parity_frame(steps: int):
+    import pandas as pd
+
+    from optimizers.parity import parity_table
+
+    return pd.DataFrame(parity_table(steps=steps))
+
+
+def cmd_parity(args: argparse.Namespace) -> int:
+    from bench.outputs import staged_dir
+    from bench.report import write_csv
+
+    steps = _int("--steps")(args.steps)
+    if steps < 1:
+        raise ConfigError(f"--steps must be >= 1, got {steps}")
+    frame = _parity_frame(steps)
+    with staged_dir(args.out) as stage:
+        write_csv(frame, stage / "parity.csv")
+    bitwise = int(frame["bitwise"].sum())
+    _say(f"parity: {bitwise} of {len(frame)} cases bitwise equal; wrote {args.out / 'parity.csv'}")
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    import datasets
+    import optimizers
+    from bench.models import MODELS
+
+    print("methods (python -m bench run --methods NAME,...):")
+    for name in optimizers.names():
+        m = optimizers.get(name)
+        batch = {"full": "full batch", "single": "batch 1"}.get(m.batch, f"batch {m.batch_size}")
+        hp = ", ".join(f"{k}={v}" for k, v in m.hparams.items()) or "library defaults"
+        print(f"  {name:<10} {m.rule:<6} {batch:<11} {hp:<34} {m.summary}")
+    print(f"implementations (--impl): {', '.join(optimizers.IMPLS)}")
+    print("datasets (--datasets NAME[:opt=val...] or a .csv path with --targets):")
+    for name in datasets.names():
+        print(f"  {name:<10} {datasets.describe(name)}")
+    print("models (--model):")
+    for name, text in MODELS.items():
+        print(f"  {name:<10} {text}")
+    return 0
+
+
+COMMANDS = {"run": cmd_run, "list": cmd_list, "parity": cmd_parity}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(argv)
+    args.argv = argv
+    try:
+        return COMMANDS[args.command](args)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; no results written", file=sys.stderr)
+        return 130

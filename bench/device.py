@@ -1,0 +1,115 @@
+"""The device seam: where tensors live and how an epoch is timed.
+
+Everything device-specific the runner needs goes through a `Backend`: placement (`torch_device`),
+a barrier (`synchronize`) and a `Stopwatch` for the timed region. On CUDA, kernels run
+asynchronously, so a host clock read without a barrier would time the launches, not the work;
+the CUDA stopwatch records events on the stream and waits for the end event before reading.
+Tests drive the runner with a recording backend on CPU.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Protocol
+
+import torch
+
+from bench.errors import ConfigError
+
+KNOWN_DEVICES = ("cpu", "cuda")
+
+
+class Stopwatch(Protocol):
+    def start(self) -> None: ...
+    def stop(self) -> float:
+        """Seconds since start(), with all work queued in between finished."""
+        ...
+
+
+class Backend(Protocol):
+    name: str
+    torch_device: torch.device
+
+    def synchronize(self) -> None: ...
+    def stopwatch(self) -> Stopwatch: ...
+
+
+class PerfCounterStopwatch:
+    """Host clock; correct on CPU, where every op has finished when it returns."""
+
+    def __init__(self) -> None:
+        self._t0 = 0.0
+
+    def start(self) -> None:
+        self._t0 = time.perf_counter()
+
+    def stop(self) -> float:
+        return time.perf_counter() - self._t0
+
+
+class CudaEventStopwatch:
+    """CUDA events on the current stream: the GPU's own clock, read after the end event."""
+
+    def __init__(self, device: torch.device) -> None:
+        self._device = device
+        self._start = torch.cuda.Event(enable_timing=True)
+        self._end = torch.cuda.Event(enable_timing=True)
+
+    def start(self) -> None:
+        # Work queued before the timed region (evaluation, shuffling set-up) must not leak in.
+        torch.cuda.synchronize(self._device)
+        self._start.record()
+
+    def stop(self) -> float:
+        self._end.record()
+        self._end.synchronize()
+        return self._start.elapsed_time(self._end) / 1000.0
+
+
+class CpuBackend:
+    name = "cpu"
+    torch_device = torch.device("cpu")
+
+    def synchronize(self) -> None:
+        return None
+
+    def stopwatch(self) -> Stopwatch:
+        return PerfCounterStopwatch()
+
+
+class CudaBackend:
+    name = "cuda"
+    torch_device = torch.device("cuda")
+
+    def synchronize(self) -> None:
+        torch.cuda.synchronize(self.torch_device)
+
+    def stopwatch(self) -> Stopwatch:
+        return CudaEventStopwatch(self.torch_device)
+
+
+def cuda_available() -> bool:
+    return torch.cuda.is_available()
+
+
+def get_backend(name: str) -> Backend:
+    """The backend for 'cpu' or 'cuda'; asking for CUDA without a GPU is a ConfigError."""
+    if name == "cpu":
+        return CpuBackend()
+    if name == "cuda":
+        if not cuda_available():
+            raise ConfigError("device 'cuda' requested but no CUDA device is available")
+        return CudaBackend()
+    raise ConfigError(f"unknown device {name!r}; known: {', '.join(KNOWN_DEVICES)}, auto")
+
+
+def resolve_devices(text: str) -> tuple[str, ...]:
+    """'auto' -> cpu plus cuda when present; otherwise a comma list, each checked."""
+    if text.strip() == "auto":
+        return ("cpu", "cuda") if cuda_available() else ("cpu",)
+    names = tuple(dict.fromkeys(p.strip() for p in text.split(",") if p.strip()))
+    if not names:
+        raise ConfigError("--devices is empty; use cpu, cuda or auto")
+    for n in names:
+        get_backend(n)
+    return names

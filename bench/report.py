@@ -1,0 +1,482 @@
+"""Turn run results into the output folder: CSVs, env.json, plots and report.md.
+
+Every number in the report is computed here from the tidy tables; nothing is typed in by hand.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from bench import plots
+from bench.runner import RunResult
+
+EPOCH_COLUMNS = [
+    "run_id",
+    "dataset",
+    "model",
+    "method",
+    "impl",
+    "device",
+    "dtype",
+    "seed",
+    "batch_size",
+    "lr",
+    "hparams",
+    "init_hash",
+    "epoch",
+    "train_loss",
+    "holdout_loss",
+    "epoch_time_s",
+    "elapsed_s",
+    "status",
+]
+RUN_KEYS = ["dataset", "model", "method", "device", "dtype", "seed", "hparams"]
+
+
+def tables(results: Sequence[RunResult]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(epochs, runs): one row per run x epoch, and one row per run."""
+    epochs = pd.DataFrame([row for r in results for row in r.rows], columns=EPOCH_COLUMNS)
+    runs = pd.DataFrame([r.summary for r in results])
+    return epochs, runs
+
+
+def write_csv(df: pd.DataFrame, path: Path) -> Path:
+    df.to_csv(path, index=False, float_format="%.9g")
+    return path
+
+
+# ----------------------------------------------------------------------------------------------
+# Formatting
+
+
+def fmt(x: Any, digits: int = 4) -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "–"
+    if isinstance(x, float | np.floating):
+        if not math.isfinite(x):
+            return "inf" if x > 0 else "-inf"
+        return f"{x:.{digits}g}"
+    return str(x)
+
+
+def fmt_time(seconds: float) -> str:
+    if seconds is None or not math.isfinite(seconds):
+        return "–"
+    if seconds < 1e-3:
+        return f"{seconds * 1e6:.0f} µs"
+    if seconds < 1:
+        return f"{seconds * 1e3:.3g} ms"
+    return f"{seconds:.3g} s"
+
+
+def md_table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------------------------
+# Analyses shared by tables and findings
+
+
+def problem_of(df: pd.DataFrame) -> pd.Series:
+    return [plots.problem_label(d, m) for d, m in zip(df["dataset"], df["model"], strict=True)]
+
+
+def pair_scratch_torch(epochs: pd.DataFrame) -> pd.DataFrame:
+    """Every epoch of every scratch run next to the same epoch of its torch.optim twin."""
+    keys = [*RUN_KEYS, "epoch"]
+    s = epochs[epochs["impl"] == "scratch"]
+    t = epochs[epochs["impl"] == "torch"]
+    both = s.merge(t, on=keys, suffixes=("_scratch", "_torch"))
+    a, b = both["train_loss_scratch"], both["train_loss_torch"]
+    both["abs_diff"] = (a - b).abs()
+    both["rel_diff"] = both["abs_diff"] / b.abs().where(b != 0, 1.0)
+    same = (a == b) | (a.isna() & b.isna())
+    both["abs_diff"] = both["abs_diff"].where(~same, 0.0)
+    both["rel_diff"] = both["rel_diff"].where(~same, 0.0)
+    both["identical"] = same
+    return both
+
+
+def parity_by_method(epochs: pd.DataFrame) -> pd.DataFrame:
+    both = pair_scratch_torch(epochs)
+    if both.empty:
+        return pd.DataFrame(columns=["method", "pairs", "identical_runs", "max_abs", "max_rel"])
+    per_run = both.groupby([*RUN_KEYS], sort=False).agg(
+        identical=("identical", "all"), max_abs=("abs_diff", "max"), max_rel=("rel_diff", "max")
+    )
+    out = per_run.groupby("method", sort=False).agg(
+        pairs=("identical", "size"),
+        identical_runs=("identical", "sum"),
+        max_abs=("max_abs", "max"),
+        max_rel=("max_rel", "max"),
+    )
+    return out.reset_index()
+
+
+def time_ratio(runs: pd.DataFrame) -> pd.DataFrame:
+    """scratch / torch median epoch time, per paired run."""
+    s = runs[runs["impl"] == "scratch"]
+    t = runs[runs["impl"] == "torch"]
+    both = s.merge(t, on=RUN_KEYS, suffixes=("_scratch", "_torch"))
+    both["ratio"] = both["median_epoch_time_s_scratch"] / both["median_epoch_time_s_torch"]
+    return both
+
+
+def median_over_seeds(runs: pd.DataFrame, column: str) -> pd.DataFrame:
+    return (
+        runs.groupby(["dataset", "model", "method", "impl", "device"], sort=False)[column]
+        .median()
+        .reset_index()
+    )
+
+
+# ----------------------------------------------------------------------------------------------
+# Findings: sentences computed from the tables, each with the numbers behind it
+
+
+def findings(runs: pd.DataFrame, epochs: pd.DataFrame) -> list[str]:
+    out: list[str] = []
+    scratch = runs[(runs["impl"] == "scratch") & (runs["device"] == runs["device"].iloc[0])]
+    finals = median_over_seeds(scratch, "final_train_loss")
+    times = median_over_seeds(scratch, "median_epoch_time_s")
+    for (dataset, model), g in finals.groupby(["dataset", "model"], sort=False):
+        label = plots.problem_label(dataset, model)
+        g = g[np.isfinite(g["final_train_loss"])]
+        if g.empty:
+            continue
+        best = g.loc[g["final_train_loss"].idxmin()]
+        worst = g.loc[g["final_train_loss"].idxmax()]
+        t = times[(times["dataset"] == dataset) & (times["model"] == model)].set_index("method")
+        fastest = t["median_epoch_time_s"].idxmin()
+        out.append(
+            f"**{label}**: lowest final training loss with `{best['method']}` "
+            f"({fmt(best['final_train_loss'])}, median over seeds), highest with "
+            f"`{worst['method']}` ({fmt(worst['final_train_loss'])}); cheapest epoch: "
+            f"`{fastest}` ({fmt_time(t.loc[fastest, 'median_epoch_time_s'])})."
+        )
+        out.extend(_batch_regime_findings(label, g.set_index("method"), t))
+    diverged = runs[runs["status"] == "diverged"]
+    if not diverged.empty:
+        parts = [
+            f"`{m}` on {', '.join(sorted(set(problem_of(g))))} ({len(g)} runs)"
+            for m, g in diverged.groupby("method", sort=False)
+        ]
+        out.append(f"Diverged (non-finite loss, rows kept): {'; '.join(parts)}.")
+    else:
+        out.append(f"No run diverged ({len(runs)} runs).")
+    parity = parity_by_method(epochs)
+    if not parity.empty:
+        total, same = int(parity["pairs"].sum()), int(parity["identical_runs"].sum())
+        worst = parity.loc[parity["max_rel"].idxmax()]
+        out.append(
+            f"Scratch vs torch.optim: {same} of {total} paired runs have identical losses at "
+            f"every epoch; the largest relative difference anywhere is "
+            f"{fmt(worst['max_rel'], 3)} (`{worst['method']}`)."
+        )
+    ratio = time_ratio(runs)
+    if not ratio.empty:
+        r = ratio["ratio"]
+        out.append(
+            f"Per-epoch time, scratch / torch.optim: median {r.median():.3f} over {len(r)} "
+            f"paired runs (middle half {r.quantile(0.25):.3f}–{r.quantile(0.75):.3f})."
+        )
+    hold = scratch[np.isfinite(scratch["final_holdout_loss"])]
+    if not hold.empty:
+        gaps = median_over_seeds(hold.assign(gap=hold["final_holdout_loss"]), "gap")
+        for (dataset, model), g in gaps.groupby(["dataset", "model"], sort=False):
+            if not np.isfinite(g["gap"]).any():
+                continue
+            best = g.loc[g["gap"].idxmin()]
+            out.append(
+                f"Hold-out, {plots.problem_label(dataset, model)}: lowest final hold-out loss "
+                f"with `{best['method']}` ({fmt(best['gap'])})."
+            )
+    return out
+
+
+def _batch_regime_findings(label: str, loss: pd.DataFrame, t: pd.DataFrame) -> list[str]:
+    """The notebooks' question: does SGD beat full-batch GD per epoch, and at what cost?"""
+    if not {"gd", "sgd"} <= set(loss.index) or not {"gd", "sgd"} <= set(t.index):
+        return []
+    gd, sgd = loss.loc["gd", "final_train_loss"], loss.loc["sgd", "final_train_loss"]
+    cost = t.loc["sgd", "median_epoch_time_s"] / t.loc["gd", "median_epoch_time_s"]
+    text = (
+        f"{label}: SGD (batch 1) ends {'lower' if sgd < gd else 'higher'} than full-batch GD "
+        f"({fmt(sgd)} vs {fmt(gd)}) and an SGD epoch costs {cost:.1f}x a GD epoch"
+    )
+    if "minibatch" in loss.index and "minibatch" in t.index:
+        mb = loss.loc["minibatch", "final_train_loss"]
+        mcost = t.loc["minibatch", "median_epoch_time_s"] / t.loc["gd", "median_epoch_time_s"]
+        text += f"; minibatch ends at {fmt(mb)} for {mcost:.1f}x"
+    return [text + "."]
+
+
+# ----------------------------------------------------------------------------------------------
+# report.md
+
+
+def _loss_table(runs: pd.DataFrame, device: str) -> str:
+    sub = runs[(runs["device"] == device) & (runs["impl"] == "scratch")]
+    loss = median_over_seeds(sub, "final_train_loss")
+    hold = median_over_seeds(sub, "final_holdout_loss")
+    diverged = sub.groupby(["dataset", "model", "method"], sort=False)["status"].apply(
+        lambda s: int((s == "diverged").sum())
+    )
+    problems = list(dict.fromkeys(zip(sub["dataset"], sub["model"], strict=True)))
+    methods = list(dict.fromkeys(sub["method"]))
+    rows = []
+    for m in methods:
+        cells = [f"`{m}`"]
+        for d, mod in problems:
+            sel = (loss["dataset"] == d) & (loss["model"] == mod) & (loss["method"] == m)
+            if not sel.any():
+                cells.append("")
+                continue
+            cell = fmt(loss.loc[sel, "final_train_loss"].iloc[0])
+            h = hold.loc[sel, "final_holdout_loss"].iloc[0]
+            if np.isfinite(h):
+                cell += f" / {fmt(h)}"
+            nd = diverged.get((d, mod, m), 0)
+            if nd:
+                cell += f" ({nd} diverged)"
+            cells.append(cell)
+        rows.append(cells)
+    return md_table(["method", *[plots.problem_label(d, m) for d, m in problems]], rows)
+
+
+def _time_table(runs: pd.DataFrame, device: str) -> str:
+    sub = runs[runs["device"] == device]
+    t = median_over_seeds(sub, "median_epoch_time_s")
+    problems = list(dict.fromkeys(zip(sub["dataset"], sub["model"], strict=True)))
+    rows = []
+    for m in dict.fromkeys(sub["method"]):
+        cells = [f"`{m}`"]
+        for d, mod in problems:
+            sel = (t["dataset"] == d) & (t["model"] == mod) & (t["method"] == m)
+            by_impl = dict(zip(t.loc[sel, "impl"], t.loc[sel, "median_epoch_time_s"], strict=True))
+            cells.append(" / ".join(fmt_time(by_impl[i]) for i in by_impl) if by_impl else "")
+        rows.append(cells)
+    impls = " / ".join(dict.fromkeys(sub["impl"]))
+    header = ["method", *[plots.problem_label(d, m) for d, m in problems]]
+    return f"Cells: {impls}.\n\n" + md_table(header, rows)
+
+
+def _problems_table(runs: pd.DataFrame) -> str:
+    rows = []
+    for (dataset, model), g in runs.groupby(["dataset", "model"], sort=False):
+        lrs = ", ".join(
+            f"{m} {fmt(lr, 3)}" for m, lr in g.groupby("method", sort=False)["lr"].first().items()
+        )
+        rows.append(
+            [
+                plots.problem_label(dataset, model),
+                int(g["n_train"].iloc[0]),
+                int(g["n_holdout"].iloc[0]),
+                int(g["epochs"].max()),
+                ", ".join(str(b) for b in sorted(set(g["batch_size"]))),
+                fmt(g["loss_star"].iloc[0]),
+                lrs,
+            ]
+        )
+    return md_table(
+        ["problem", "train rows", "hold-out rows", "epochs", "batch sizes", "loss* (LS)", "lr"],
+        rows,
+    )
+
+
+def _parity_tables(epochs: pd.DataFrame, parity: pd.DataFrame | None) -> str:
+    parts = []
+    by_method = parity_by_method(epochs)
+    if not by_method.empty:
+        parts.append(
+            "Within this run (every epoch of every scratch run against its torch.optim twin, "
+            "same start and batches):\n\n"
+            + md_table(
+                ["method", "paired runs", "identical at every epoch", "max |Δ loss|", "max rel Δ"],
+                [
+                    [
+                        f"`{r.method}`",
+                        r.pairs,
+                        r.identical_runs,
+                        fmt(r.max_abs, 3),
+                        fmt(r.max_rel, 3),
+                    ]
+                    for r in by_method.itertuples()
+                ],
+            )
+        )
+    if parity is not None and not parity.empty:
+        g = parity.groupby("method", sort=False).agg(
+            cases=("bitwise", "size"),
+            bitwise=("bitwise", "sum"),
+            max_abs=("max_abs_diff", "max"),
+            max_rel=("max_rel_diff", "max"),
+            steps=("steps", "min"),
+        )
+        parts.append(
+            "Step-by-step parity (`parity.csv`: every method x hyperparameter case x dtype, "
+            "identical parameters and gradients, parameters and optimizer state compared "
+            "after every step):\n\n"
+            + md_table(
+                ["method", "cases", "bitwise equal", "steps", "max |Δ|", "max rel Δ"],
+                [
+                    [
+                        f"`{m}`",
+                        int(r.cases),
+                        int(r.bitwise),
+                        int(r.steps),
+                        fmt(r.max_abs, 3),
+                        fmt(r.max_rel, 3),
+                    ]
+                    for m, r in g.iterrows()
+                ],
+            )
+        )
+    return "\n\n".join(parts) if parts else "No scratch/torch pairs in this run."
+
+
+def render(
+    runs: pd.DataFrame,
+    epochs: pd.DataFrame,
+    env: dict[str, Any],
+    figures: Sequence[tuple[str, str]],
+    parity: pd.DataFrame | None,
+    title: str = "optbench report",
+) -> str:
+    devices = list(dict.fromkeys(runs["device"]))
+    seeds = sorted(set(runs["seed"]))
+    hashes = runs.groupby(["dataset", "model", "seed"])["init_hash"].nunique()
+    lines = [
+        f"# {title}",
+        "",
+        f"Generated {env['timestamp_utc']} by `{env['command']}`.",
+        "",
+        "## What was run",
+        "",
+        f"- {len(runs)} runs: {runs[['dataset', 'model']].drop_duplicates().shape[0]} problems x "
+        f"{runs['method'].nunique()} methods x {runs['impl'].nunique()} implementations "
+        f"({', '.join(dict.fromkeys(runs['impl']))}) x {len(devices)} device(s) "
+        f"({', '.join(devices)}) x {len(seeds)} seeds ({', '.join(map(str, seeds))}); "
+        f"dtype {', '.join(dict.fromkeys(runs['dtype']))}.",
+        f"- Total training time {fmt_time(runs['total_time_s'].sum())} "
+        f"(timed steps only; evaluation and warm-up excluded).",
+        f"- Same initial weights: every run of a (problem, seed) starts from the same weights; "
+        f"`init_hash` has {'one value' if (hashes == 1).all() else 'SEVERAL values (bug!)'} "
+        f"per (problem, seed) across all methods, implementations and devices.",
+        "- Loss: mean squared error over all targets (the notebooks' `mse`); training loss on "
+        "the whole training set, hold-out loss on the held-out rows, both after each epoch. "
+        "loss* is the least-squares optimum of the linear model on the training rows.",
+        "",
+        _problems_table(runs),
+        "",
+        "## Environment",
+        "",
+        md_table(
+            ["", ""],
+            [
+                [
+                    "CPU",
+                    f"{env['cpu']} ({env['cpu_count']} cores, {env['torch_threads']} threads, "
+                    f"{env['torch_cpu_capability']})",
+                ],
+                ["GPU", env["gpu"] or "none"],
+                ["python / torch / numpy", f"{env['python']} / {env['torch']} / {env['numpy']}"],
+                [
+                    "git",
+                    f"{(env['git_commit'] or 'unknown')[:12]}"
+                    f"{' (uncommitted changes)' if env['git_dirty'] else ''}",
+                ],
+            ],
+        ),
+        "",
+    ]
+    for device in devices:
+        lines += [
+            f"## Final loss ({device})",
+            "",
+            "Median over seeds of the final training loss, then the final hold-out loss where "
+            "there is a hold-out set (from-scratch implementation).",
+            "",
+            _loss_table(runs, device),
+            "",
+            f"## Median wall time per epoch ({device})",
+            "",
+            _time_table(runs, device),
+            "",
+        ]
+    lines += ["## Plots", ""]
+    for caption, name in figures:
+        lines += [f"### {caption}", "", f"![{caption}]({name})", ""]
+    lines += [
+        "## Parity: from scratch vs torch.optim",
+        "",
+        _parity_tables(epochs, parity),
+        "",
+        "## Findings",
+        "",
+        *[f"- {f}" for f in findings(runs, epochs)],
+        "",
+        "## Files",
+        "",
+        "- `epochs.csv`: one row per run and epoch (epoch 0 = initial weights).",
+        "- `runs.csv`: one row per run: final losses, epoch-time median and IQR, status.",
+        "- `env.json`: versions, CPU/GPU, threads, git commit, command line.",
+        *(
+            ["- `parity.csv`: step-by-step scratch vs torch.optim parity."]
+            if parity is not None
+            else []
+        ),
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def write_all(
+    out: Path,
+    results: Sequence[RunResult],
+    env: dict[str, Any],
+    parity: pd.DataFrame | None = None,
+    title: str = "optbench report",
+) -> list[Path]:
+    """Write every output file into `out` (a staging folder) and return their paths."""
+    epochs, runs = tables(results)
+    written = [write_csv(epochs, out / "epochs.csv"), write_csv(runs, out / "runs.csv")]
+    if parity is not None:
+        written.append(write_csv(parity, out / "parity.csv"))
+    (out / "env.json").write_text(json.dumps(env, indent=2) + "\n")
+    written.append(out / "env.json")
+    figures = [
+        ("Training loss per epoch", "loss_vs_epoch.png"),
+        ("Training loss against wall time", "loss_vs_time.png"),
+        ("Wall time per epoch", "epoch_time.png"),
+        ("Final loss: scratch vs torch.optim", "final_loss_scratch_vs_torch.png"),
+    ]
+    written.append(
+        plots.curves(epochs, out / figures[0][1], title="Training loss (median over seeds)")
+    )
+    written.append(
+        plots.curves(
+            epochs[epochs["epoch"] > 0],
+            out / figures[1][1],
+            x="elapsed_s",
+            xlabel="training wall time (s)",
+            title="Training loss against cumulative training time",
+        )
+    )
+    written.append(plots.epoch_times(epochs, out / figures[2][1]))
+    if (runs["impl"] == "torch").any() and (runs["impl"] == "scratch").any():
+        written.append(plots.scratch_vs_torch(runs, out / figures[3][1]))
+    else:
+        figures.pop()
+    (out / "report.md").write_text(render(runs, epochs, env, figures, parity, title))
+    written.append(out / "report.md")
+    return written
