@@ -142,13 +142,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     _say(f"optbench: {len(specs)} runs ({suite.name} suite) on {', '.join(suite.devices)}")
     t0 = time.perf_counter()
     results = run_all(specs)
+    t1 = time.perf_counter()
     parity = None if args.no_parity else _parity_frame(steps=100)
+    t2 = time.perf_counter()
     with staged_dir(out) as stage:
         report.write_all(stage, results, env, parity)
+    t3 = time.perf_counter()
     diverged = sum(r.summary["status"] == "diverged" for r in results)
     _say(
-        f"optbench: {len(results)} runs ({diverged} diverged) in {time.perf_counter() - t0:.0f} s;"
-        f" report: {out / 'report.md'}"
+        f"optbench: {len(results)} runs ({diverged} diverged) in {t1 - t0:.0f} s, parity "
+        f"{t2 - t1:.0f} s, report {t3 - t2:.0f} s; wrote {out / 'report.md'}"
     )
     return 0
 

@@ -18,6 +18,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from matplotlib.lines import Line2D
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 import optimizers
 
@@ -41,8 +42,11 @@ def problem_label(dataset: str, model: str) -> str:
 def _grid(n: int, width: float = 4.2, height: float = 3.2) -> tuple[plt.Figure, list[plt.Axes]]:
     cols = min(n, 4)
     rows = math.ceil(n / cols)
-    fig, axes = plt.subplots(
-        rows, cols, figsize=(width * cols, height * rows + 0.8), squeeze=False, layout="constrained"
+    fig_h = height * rows + 0.9
+    fig, axes = plt.subplots(rows, cols, figsize=(width * cols, fig_h), squeeze=False)
+    # Fixed margins: constrained layout measures every tick label and doubled the drawing time.
+    fig.subplots_adjust(
+        left=0.06, right=0.99, top=1 - 0.7 / fig_h, bottom=0.75 / fig_h, wspace=0.28, hspace=0.42
     )
     flat = list(axes.flat)
     for ax in flat[n:]:
@@ -56,12 +60,31 @@ def _legend(fig: plt.Figure, methods: list[str], impls: list[str]) -> None:
         Line2D([], [], color="0.25", ls=IMPL_STYLE.get(i, "-"), lw=1.5, label=i) for i in impls
     ]
     fig.legend(
-        handles=handles, loc="outside lower center", ncols=min(len(handles), 11), frameon=False
+        handles=handles,
+        loc="lower center",
+        bbox_to_anchor=(0.5, 0.0),
+        ncols=min(len(handles), 11),
+        frameon=False,
     )
 
 
-def _problems(df: pd.DataFrame) -> list[tuple[str, str]]:
-    return list(dict.fromkeys(zip(df["dataset"], df["model"], strict=True)))
+def log_axis(ax: plt.Axes, which: str = "y") -> None:
+    """Log scale labelled at 1-2-5 on short ranges and at powers of ten on long ones, never at
+    minor ticks (matplotlib's default on short ranges: overlapping labels, slow drawing).
+    Call after plotting: the choice depends on the data's range."""
+    axis = ax.yaxis if which == "y" else ax.xaxis
+    lo, hi = ax.dataLim.intervaly if which == "y" else ax.dataLim.intervalx
+    (ax.set_yscale if which == "y" else ax.set_xscale)("log")
+    decades = math.log10(hi / lo) if lo > 0 and hi > lo else 0.0
+    subs = (1.0, 2.0, 5.0) if decades < (3 if which == "y" else 1.5) else (1.0,)
+    axis.set_major_locator(LogLocator(base=10, subs=subs, numticks=12))
+    axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    axis.set_minor_formatter(NullFormatter())
+
+
+def _problems(df: pd.DataFrame, *extra: str) -> list[tuple[str, ...]]:
+    """Distinct (dataset, model, *extra) in order of appearance."""
+    return list(df[["dataset", "model", *extra]].drop_duplicates().itertuples(index=False))
 
 
 def _positive(values: pd.Series | np.ndarray) -> bool:
@@ -82,31 +105,36 @@ def curves(
     transform: Callable[[pd.DataFrame], pd.Series] | None = None,
 ) -> Path:
     """One panel per problem: median over seeds of y against x, seeds' range shaded."""
-    df = epochs[epochs["device"] == epochs["device"].iloc[0]]
+    df = epochs[epochs["device"] == epochs["device"].iloc[0]].copy()
+    df["_y"] = transform(df) if transform is not None else df[y]
     problems = _problems(df)
     fig, axes = _grid(len(problems))
-    methods = [m for m in optimizers.names() if m in set(df["method"])]
-    impls = [i for i in IMPL_STYLE if i in set(df["impl"])]
+    present = set(df["method"]), set(df["impl"])
+    methods = [m for m in optimizers.names() if m in present[0]]
+    impls = [i for i in IMPL_STYLE if i in present[1]]
+    # One groupby for every curve of the figure (per-curve groupbys cost seconds).
+    stats = df.groupby(["dataset", "model", "method", "impl", "epoch"], sort=False).agg(
+        x=(x, "median"), med=("_y", "median"), lo=("_y", "min"), hi=("_y", "max"),
+        seeds=("seed", "nunique"),
+    )  # fmt: skip
+    diverged_ids = set(df.loc[df["status"] == "diverged", "run_id"])
+    finite = df[df["run_id"].isin(diverged_ids) & np.isfinite(df["_y"])]
+    last_finite = finite.groupby("run_id").tail(1)  # where each diverged run was last finite
+    ax_of = dict(zip(problems, axes, strict=True))
+    for (dataset, model, method, impl), g in stats.groupby(level=[0, 1, 2, 3], sort=False):
+        ax, color, ls = ax_of[(dataset, model)], color_of(method), IMPL_STYLE.get(impl, "-")
+        ax.plot(g["x"], g["med"], color=color, ls=ls, lw=1.6)
+        if impl == "scratch" and g["seeds"].max() > 1:
+            ax.fill_between(g["x"], g["lo"], g["hi"], color=color, alpha=0.12, lw=0)
     for ax, (dataset, model) in zip(axes, problems, strict=True):
-        sub = df[(df["dataset"] == dataset) & (df["model"] == model)].copy()
-        sub["_y"] = transform(sub) if transform is not None else sub[y]
-        for (method, impl), g in sub.groupby(["method", "impl"], sort=False):
-            stats = g.groupby("epoch").agg(
-                x=(x, "median"), med=("_y", "median"), lo=("_y", "min"), hi=("_y", "max")
-            )
-            color, ls = color_of(method), IMPL_STYLE.get(impl, "-")
-            ax.plot(stats["x"], stats["med"], color=color, ls=ls, lw=1.6)
-            if impl == "scratch" and len(g["seed"].unique()) > 1:
-                ax.fill_between(stats["x"], stats["lo"], stats["hi"], color=color, alpha=0.12, lw=0)
-            for _, run in g[g["run_id"].isin(g.loc[g["status"] == "diverged", "run_id"])].groupby(
-                "run_id"
-            ):
-                last = run[np.isfinite(run["_y"])].tail(1)  # where the run was last finite
-                ax.scatter(last[x], last["_y"], marker="x", s=40, color=color, zorder=5)
+        sub = df[(df["dataset"] == dataset) & (df["model"] == model)]
+        marks = last_finite[(last_finite["dataset"] == dataset) & (last_finite["model"] == model)]
+        for method, g in marks.groupby("method", sort=False):
+            ax.scatter(g[x], g["_y"], marker="x", s=40, color=color_of(method), zorder=5)
         if _positive(sub["_y"]):
-            ax.set_yscale("log")
+            log_axis(ax, "y")
         if x != "epoch" and _positive(sub[x][sub["epoch"] > 0]):
-            ax.set_xscale("log")
+            log_axis(ax, "x")
         ax.set_title(problem_label(dataset, model), fontsize=10)
         ax.set_xlabel(xlabel, fontsize=9)
         ax.set_ylabel(ylabel, fontsize=9)
@@ -121,10 +149,11 @@ def curves(
 def epoch_times(epochs: pd.DataFrame, path: Path) -> Path:
     """Per problem: the distribution of per-epoch wall time of every method and impl."""
     df = epochs[epochs["epoch"] > 0]
-    panels = list(dict.fromkeys(zip(df["dataset"], df["model"], df["device"], strict=True)))
+    panels = _problems(df, "device")
     fig, axes = _grid(len(panels), width=4.4, height=3.6)
-    methods = [m for m in optimizers.names() if m in set(df["method"])]
-    impls = [i for i in IMPL_STYLE if i in set(df["impl"])]
+    present = set(df["method"]), set(df["impl"])
+    methods = [m for m in optimizers.names() if m in present[0]]
+    impls = [i for i in IMPL_STYLE if i in present[1]]
     for ax, (dataset, model, device) in zip(axes, panels, strict=True):
         sub = df[(df["dataset"] == dataset) & (df["model"] == model) & (df["device"] == device)]
         pos, labels = 0.0, []
@@ -150,7 +179,7 @@ def epoch_times(epochs: pd.DataFrame, path: Path) -> Path:
             pos += 1.0
         ax.set_yticks([p for p, _ in labels], [m for _, m in labels], fontsize=8)
         ax.invert_yaxis()
-        ax.set_xscale("log")
+        log_axis(ax, "x")
         ax.set_xlabel("epoch wall time (ms), boxes: IQR, whiskers: 1.5 IQR", fontsize=8)
         ax.set_title(f"{problem_label(dataset, model)} ({device})", fontsize=10)
         ax.grid(True, axis="x", which="both", alpha=0.25)
@@ -179,8 +208,8 @@ def scratch_vs_torch(runs: pd.DataFrame, path: Path) -> Path:
     if lo is not None and hi is not None:
         ax.plot([lo, hi], [lo, hi], color="0.4", lw=1, ls=":", label="y = x")
         if lo > 0:
-            ax.set_xscale("log")
-            ax.set_yscale("log")
+            log_axis(ax, "x")
+            log_axis(ax, "y")
     ax.set_xlabel("final training loss, torch.optim (foreach=False)")
     ax.set_ylabel("final training loss, from scratch")
     ax.set_title("Same start, same batches: scratch vs torch.optim")

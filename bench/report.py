@@ -273,8 +273,12 @@ def _time_table(runs: pd.DataFrame, device: str) -> str:
 def _problems_table(runs: pd.DataFrame) -> str:
     rows = []
     for (dataset, model), g in runs.groupby(["dataset", "model"], sort=False):
-        lrs = ", ".join(
-            f"{m} {fmt(lr, 3)}" for m, lr in g.groupby("method", sort=False)["lr"].first().items()
+        by_lr: dict[float, list[str]] = {}
+        for m, lr in g.groupby("method", sort=False)["lr"].first().items():
+            by_lr.setdefault(lr, []).append(m)
+        common = max(by_lr, key=lambda lr: len(by_lr[lr]))
+        lrs = fmt(common, 3) + "".join(
+            f"; {', '.join(ms)}: {fmt(lr, 3)}" for lr, ms in by_lr.items() if lr != common
         )
         rows.append(
             [
