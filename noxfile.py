@@ -33,6 +33,13 @@ def bench(session: nox.Session) -> None:
 
 
 @nox.session(default=False)
+def sweep(session: nox.Session) -> None:
+    """Tune every method on the hold-out split and write results/sweep/ (report.md, CSVs)."""
+    _install(session)
+    session.run("python", "-m", "bench", "sweep", *session.posargs)
+
+
+@nox.session(default=False)
 def parity(session: nox.Session) -> None:
     """Write parity.csv: every method, scratch vs torch.optim, bitwise or max difference."""
     _install(session)

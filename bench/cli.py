@@ -78,6 +78,12 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run a suite and write CSVs, plots and report.md")
     _add_suite_options(run)
     run.add_argument("--no-parity", action="store_true", help="skip the step-parity table")
+    sweep = sub.add_parser("sweep", help="tune each method on the hold-out split, rerun over seeds")
+    _add_suite_options(sweep)
+    sweep.add_argument("--select-seeds", help="seeds of the grid (selection), e.g. 0")
+    sweep.add_argument("--decades", help="grid half-width in decades around the suite's lr")
+    sweep.add_argument("--points-per-decade", help="grid density")
+    sweep.add_argument("--no-claims", action="store_true", help="skip the notebooks' claims")
     sub.add_parser("list", help="list methods, datasets and models")
     parity = sub.add_parser("parity", help="write parity.csv (scratch vs torch.optim)")
     parity.add_argument("--out", type=Path, default=Path("results/parity"))
@@ -156,6 +162,49 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from bench import envinfo, sweep_report
+    from bench.outputs import staged_dir
+    from bench.spec import parse_int_list
+    from bench.sweep import SweepConfig, grid_specs, run_sweep
+
+    rerun_seeds = args.seeds
+    args.seeds = None  # --seeds means the reruns' seeds here, not the suite's
+    suite = load_suite(args)
+    config = SweepConfig.from_mapping(suite.sweep)
+    overrides: dict = {}
+    if rerun_seeds:
+        overrides["seeds"] = parse_int_list(rerun_seeds, "--seeds")
+    if args.select_seeds:
+        overrides["select_seeds"] = parse_int_list(args.select_seeds, "--select-seeds")
+    if args.decades:
+        overrides["decades"] = _float("--decades")(args.decades)
+    if args.points_per_decade:
+        overrides["points_per_decade"] = _int("--points-per-decade")(args.points_per_decade)
+    if args.no_claims:
+        overrides["claims"] = False
+    config = replace(config, **overrides)
+    out = args.out or Path("results/sweep")
+    grid, skipped = grid_specs(suite, config)
+    env = envinfo.collect(args.argv)
+    _say(
+        f"optbench sweep: {len(grid)} grid runs, then tuned and default reruns over "
+        f"{len(config.seeds)} seeds" + (f"; skipped (no hold-out): {', '.join(skipped)}" if
+                                         skipped else "")
+    )  # fmt: skip
+    t0 = time.perf_counter()
+    result = run_sweep(suite, config)
+    with staged_dir(out) as stage:
+        sweep_report.write_all(stage, result, config, env)
+    _say(
+        f"optbench sweep: {len(result.runs)} runs in {time.perf_counter() - t0:.0f} s; "
+        f"wrote {out / 'report.md'}"
+    )
+    return 0
+
+
 def _parity_frame(steps: int):
     import pandas as pd
 
@@ -200,7 +249,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"run": cmd_run, "list": cmd_list, "parity": cmd_parity}
+COMMANDS = {"run": cmd_run, "list": cmd_list, "parity": cmd_parity, "sweep": cmd_sweep}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -42,11 +42,17 @@ def problem_label(dataset: str, model: str) -> str:
 def _grid(n: int, width: float = 4.2, height: float = 3.2) -> tuple[plt.Figure, list[plt.Axes]]:
     cols = min(n, 4)
     rows = math.ceil(n / cols)
-    fig_h = height * rows + 0.9
-    fig, axes = plt.subplots(rows, cols, figsize=(width * cols, fig_h), squeeze=False)
-    # Fixed margins: constrained layout measures every tick label and doubled the drawing time.
+    fig_w, fig_h = width * cols, height * rows + 0.9
+    fig, axes = plt.subplots(rows, cols, figsize=(fig_w, fig_h), squeeze=False)
+    # Fixed margins (in inches): constrained layout measures every tick label and doubled the
+    # drawing time.
     fig.subplots_adjust(
-        left=0.06, right=0.99, top=1 - 0.7 / fig_h, bottom=0.75 / fig_h, wspace=0.28, hspace=0.42
+        left=0.85 / fig_w,
+        right=1 - 0.15 / fig_w,
+        top=1 - 0.7 / fig_h,
+        bottom=0.75 / fig_h,
+        wspace=0.3,
+        hspace=0.42,
     )
     flat = list(axes.flat)
     for ax in flat[n:]:
@@ -56,9 +62,10 @@ def _grid(n: int, width: float = 4.2, height: float = 3.2) -> tuple[plt.Figure, 
 
 def _legend(fig: plt.Figure, methods: list[str], impls: list[str]) -> None:
     handles = [Line2D([], [], color=color_of(m), lw=2.5, label=m) for m in methods]
-    handles += [
-        Line2D([], [], color="0.25", ls=IMPL_STYLE.get(i, "-"), lw=1.5, label=i) for i in impls
-    ]
+    if len(impls) > 1:  # line styles only mean something when implementations are compared
+        handles += [
+            Line2D([], [], color="0.25", ls=IMPL_STYLE.get(i, "-"), lw=1.5, label=i) for i in impls
+        ]
     fig.legend(
         handles=handles,
         loc="lower center",
@@ -114,9 +121,12 @@ def curves(
     impls = [i for i in IMPL_STYLE if i in present[1]]
     # One groupby for every curve of the figure (per-curve groupbys cost seconds).
     stats = df.groupby(["dataset", "model", "method", "impl", "epoch"], sort=False).agg(
-        x=(x, "median"), med=("_y", "median"), lo=("_y", "min"), hi=("_y", "max"),
+        x=(x, "median"),
+        med=("_y", "median"),
+        lo=("_y", "min"),
+        hi=("_y", "max"),
         seeds=("seed", "nunique"),
-    )  # fmt: skip
+    )
     diverged_ids = set(df.loc[df["status"] == "diverged", "run_id"])
     finite = df[df["run_id"].isin(diverged_ids) & np.isfinite(df["_y"])]
     last_finite = finite.groupby("run_id").tail(1)  # where each diverged run was last finite
@@ -215,6 +225,111 @@ def scratch_vs_torch(runs: pd.DataFrame, path: Path) -> Path:
     ax.set_title("Same start, same batches: scratch vs torch.optim")
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8, ncols=2)
+    fig.savefig(path, dpi=DPI)
+    plt.close(fig)
+    return path
+
+
+# ----------------------------------------------------------------------------------------------
+# Sweep figures
+
+
+def sensitivity(grid_runs: pd.DataFrame, selection: pd.DataFrame, path: Path) -> Path:
+    """Final hold-out loss against learning rate, per problem; x = diverged, * = selected."""
+    problems = _problems(grid_runs)
+    fig, axes = _grid(len(problems))
+    methods = [m for m in optimizers.names() if m in set(grid_runs["method"])]
+    g = grid_runs.copy()
+    score = g["final_holdout_loss"].astype(float)
+    g["score"] = score.where(np.isfinite(score) & (g["status"] != "diverged"), np.inf)
+    # Median over selection seeds, then the best over any other axis (momentum, beta1).
+    per_point = g.groupby(["dataset", "model", "method", "lr", "hparams"], sort=False)["score"]
+    best = per_point.median().groupby(level=[0, 1, 2, 3], sort=False).min().reset_index()
+    chosen = selection.dropna(subset=["hparams"]).merge(
+        g[["dataset", "model", "method", "hparams", "lr"]].drop_duplicates(),
+        on=["dataset", "model", "method", "hparams"],
+    )
+    for ax, (dataset, model) in zip(axes, problems, strict=True):
+        sub = best[(best["dataset"] == dataset) & (best["model"] == model)]
+        finite = sub["score"][np.isfinite(sub["score"])]
+        top = finite.max() * 3 if len(finite) else 1.0
+        for method, m in sub.groupby("method", sort=False):
+            color = color_of(method)
+            ok = np.isfinite(m["score"])
+            ax.plot(m["lr"][ok], m["score"][ok], color=color, lw=1.4, marker="o", ms=3)
+            ax.scatter(m["lr"][~ok], np.full((~ok).sum(), top), marker="x", color=color, s=30)
+        pick = chosen[(chosen["dataset"] == dataset) & (chosen["model"] == model)]
+        for row in pick.itertuples():
+            score_at = sub[(sub["method"] == row.method) & (sub["lr"] == row.lr)]["score"]
+            if len(score_at):
+                ax.scatter(
+                    [row.lr],
+                    [score_at.iloc[0]],
+                    marker="*",
+                    s=140,
+                    zorder=6,
+                    color=color_of(row.method),
+                    edgecolor="black",
+                    linewidth=0.6,
+                )
+        log_axis(ax, "x")
+        if len(finite) and (finite > 0).all():
+            log_axis(ax, "y")
+        ax.set_title(problem_label(dataset, model), fontsize=10)
+        ax.set_xlabel("learning rate", fontsize=9)
+        ax.set_ylabel("final hold-out loss", fontsize=9)
+        ax.grid(True, alpha=0.3)
+    fig.suptitle("Final hold-out loss vs learning rate (* selected, x diverged)")
+    _legend(fig, methods, [])
+    fig.savefig(path, dpi=DPI)
+    plt.close(fig)
+    return path
+
+
+def profile(taus: np.ndarray, rho: dict[str, np.ndarray], path: Path, what: str) -> Path:
+    """Performance profile: fraction of problems solved within tau x the best method's time."""
+    fig, ax = plt.subplots(figsize=(7.5, 4.8))
+    for method, curve in rho.items():
+        ax.step(taus, curve, where="post", color=color_of(method), lw=2, label=method)
+    ax.set_xscale("log")
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_xlabel("tau (time to target / best method's time to target)")
+    ax.set_ylabel("fraction of problems")
+    ax.set_title(f"Performance profile ({what})")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right", ncols=2)
+    fig.tight_layout()
+    fig.savefig(path, dpi=DPI)
+    plt.close(fig)
+    return path
+
+
+def train_vs_holdout(epochs: pd.DataFrame, path: Path) -> Path:
+    """Per problem: training (solid) and hold-out (dotted) loss, median over seeds."""
+    df = epochs[np.isfinite(epochs["holdout_loss"])]
+    problems = _problems(df)
+    fig, axes = _grid(len(problems))
+    methods = [m for m in optimizers.names() if m in set(df["method"])]
+    stats = df.groupby(["dataset", "model", "method", "epoch"], sort=False)[
+        ["train_loss", "holdout_loss"]
+    ].median()
+    ax_of = dict(zip(problems, axes, strict=True))
+    for (dataset, model, method), g in stats.groupby(level=[0, 1, 2], sort=False):
+        ax, color = ax_of[(dataset, model)], color_of(method)
+        x = g.index.get_level_values("epoch")
+        ax.plot(x, g["train_loss"], color=color, lw=1.5)
+        ax.plot(x, g["holdout_loss"], color=color, lw=1.5, ls=":")
+    for ax, (dataset, model) in zip(axes, problems, strict=True):
+        sub = df[(df["dataset"] == dataset) & (df["model"] == model)]
+        if _positive(sub[["train_loss", "holdout_loss"]].to_numpy().ravel()):
+            log_axis(ax, "y")
+        ax.set_title(problem_label(dataset, model), fontsize=10)
+        ax.set_xlabel("epoch", fontsize=9)
+        ax.set_ylabel("loss (MSE)", fontsize=9)
+        ax.grid(True, alpha=0.3)
+    fig.suptitle("Generalisation: training loss (solid) and hold-out loss (dotted), tuned runs")
+    _legend(fig, methods, [])
     fig.savefig(path, dpi=DPI)
     plt.close(fig)
     return path

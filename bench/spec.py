@@ -416,8 +416,17 @@ def suite_from_dict(data: Mapping[str, Any]) -> Suite:
         standardize=bool(data.get("standardize", False)),
         hparams=generic,
         method_hparams=per_method,
-        sweep=dict(data.get("sweep", {})),
+        sweep=_checked_sweep(data.get("sweep", {})),
     )
+
+
+def _checked_sweep(table: Any) -> dict[str, Any]:
+    from bench.sweep import SweepConfig  # sweep builds on spec; import here to avoid a cycle
+
+    if not isinstance(table, Mapping):
+        raise ConfigError("[sweep] must be a table")
+    SweepConfig.from_mapping(table)
+    return dict(table)
 
 
 @dataclass(frozen=True)

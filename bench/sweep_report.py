@@ -1,0 +1,421 @@
+"""The sweep's output folder: sweep.csv, summary tables, plots and report.md, all from tables."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from bench import claims, plots, stats
+from bench.report import fmt, fmt_time, md_table, write_csv
+from bench.sweep import SweepConfig, SweepResult
+
+SWEEP_COLUMNS = [
+    "phase",
+    "label",
+    "dataset",
+    "model",
+    "method",
+    "impl",
+    "hparams",
+    "lr",
+    "seed",
+    "batch_size",
+    "epochs",
+    "final_train_loss",
+    "final_holdout_loss",
+    "status",
+    "diverged_epoch",
+    "loss_star",
+    "target_loss",
+    "epochs_to_target",
+    "seconds_to_target",
+    "median_epoch_time_s",
+    "run_id",
+]
+SUMMARY_METRICS = {
+    "final_train_loss": "final training loss",
+    "final_holdout_loss": "final hold-out loss",
+    "epochs_to_target": "epochs to target",
+    "seconds_to_target": "seconds to target",
+    "median_epoch_time_s": "epoch time",
+}
+
+
+def _problem(df: pd.DataFrame) -> pd.Series:
+    return pd.Series(
+        [plots.problem_label(d, m) for d, m in zip(df["dataset"], df["model"], strict=True)],
+        index=df.index,
+    )
+
+
+def summary_table(runs: pd.DataFrame) -> pd.DataFrame:
+    """Per phase x problem x method: median and 95% interval of every summary metric."""
+    rows = []
+    keys = ["phase", "dataset", "model", "method", "hparams"]
+    for key, g in runs.groupby(keys, sort=False):
+        row: dict[str, Any] = dict(zip(keys, key, strict=True))
+        row["seeds"] = g["seed"].nunique()
+        row["diverged"] = int((g["status"] == "diverged").sum())
+        for col in SUMMARY_METRICS:
+            values = g[col].astype(float)
+            if col.startswith("final_"):
+                values = values.where(g["status"] != "diverged", math.inf)
+            est = stats.median_ci(values.to_numpy())
+            row[col], row[f"{col}_lo"], row[f"{col}_hi"] = est.median, est.lo, est.hi
+        gap = (g["final_holdout_loss"] - g["final_train_loss"]).astype(float)
+        est = stats.median_ci(gap.to_numpy())
+        row["generalization_gap"], row["generalization_gap_lo"] = est.median, est.lo
+        row["generalization_gap_hi"] = est.hi
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _cell(row: Any, col: str, time: bool = False) -> str:
+    med, lo, hi = getattr(row, col), getattr(row, f"{col}_lo"), getattr(row, f"{col}_hi")
+    f = fmt_time if time else fmt
+    if not math.isfinite(med) and math.isinf(med):
+        return "never" if "target" in col else "diverged"
+    if lo == hi:
+        return f(med)
+    hi_text = "never" if ("target" in col and math.isinf(hi)) else f(hi)
+    return f"{f(med)} [{f(lo)}, {hi_text}]"
+
+
+def _hp_text(hparams: str | None) -> str:
+    if hparams is None or (isinstance(hparams, float) and math.isnan(hparams)):
+        return "– (every point diverged)"
+    hp = json.loads(hparams)
+    return ", ".join(f"{k}={fmt(v, 3) if isinstance(v, float) else v}" for k, v in hp.items())
+
+
+def _tuned_tables(summary: pd.DataFrame) -> str:
+    parts = []
+    tuned = summary[summary["phase"] == "tuned"]
+    for (dataset, model), g in tuned.groupby(["dataset", "model"], sort=False):
+        rows = [
+            [
+                f"`{r.method}`",
+                _cell(r, "final_train_loss"),
+                _cell(r, "final_holdout_loss"),
+                _cell(r, "epochs_to_target"),
+                _cell(r, "seconds_to_target"),
+                _cell(r, "median_epoch_time_s", time=True),
+            ]
+            for r in g.itertuples()
+        ]
+        parts.append(
+            f"**{plots.problem_label(dataset, model)}**\n\n"
+            + md_table(
+                [
+                    "method",
+                    "final train loss",
+                    "final hold-out loss",
+                    "epochs to target",
+                    "seconds to target",
+                    "epoch time",
+                ],
+                rows,
+            )
+        )
+    return "\n\n".join(parts)
+
+
+def _selection_table(selection: pd.DataFrame) -> str:
+    rows = [
+        [
+            plots.problem_label(r.dataset, r.model),
+            f"`{r.method}`",
+            _hp_text(r.hparams),
+            fmt(r.score),
+            f"{r.points} ({r.diverged_points} diverged)",
+        ]
+        for r in selection.itertuples()
+    ]
+    return md_table(
+        [
+            "problem",
+            "method",
+            "selected",
+            "hold-out loss (median over selection seeds)",
+            "grid points",
+        ],
+        rows,
+    )
+
+
+def _defaults_table(summary: pd.DataFrame) -> str:
+    tuned = summary[summary["phase"] == "tuned"].set_index(["dataset", "model", "method"])
+    default = summary[summary["phase"] == "default"]
+    rows = []
+    for r in default.itertuples():
+        key = (r.dataset, r.model, r.method)
+        t = next(tuned.loc[[key]].itertuples()) if key in tuned.index else None
+        ratio = "–"
+        if t is not None and math.isfinite(r.final_holdout_loss) and t.final_holdout_loss > 0:
+            ratio = f"{r.final_holdout_loss / t.final_holdout_loss:.3g}x"
+        elif t is not None and math.isinf(r.final_holdout_loss):
+            ratio = "defaults diverge"
+        rows.append(
+            [
+                plots.problem_label(r.dataset, r.model),
+                f"`{r.method}`",
+                _hp_text(r.hparams),
+                _cell(r, "final_holdout_loss"),
+                _cell(t, "final_holdout_loss") if t else "–",
+                ratio,
+            ]
+        )
+    return md_table(
+        [
+            "problem",
+            "method",
+            "library defaults",
+            "hold-out loss, defaults",
+            "hold-out loss, tuned",
+            "defaults / tuned",
+        ],
+        rows,
+    )
+
+
+def _gap_table(summary: pd.DataFrame) -> str:
+    tuned = summary[summary["phase"] == "tuned"]
+    problems = list(dict.fromkeys(zip(tuned["dataset"], tuned["model"], strict=True)))
+    rows = []
+    for method in dict.fromkeys(tuned["method"]):
+        cells = [f"`{method}`"]
+        for d, m in problems:
+            sel = tuned[
+                (tuned["dataset"] == d) & (tuned["model"] == m) & (tuned["method"] == method)
+            ]
+            cells.append(_cell(next(sel.itertuples()), "generalization_gap") if len(sel) else "")
+        rows.append(cells)
+    return md_table(["method", *[plots.problem_label(d, m) for d, m in problems]], rows)
+
+
+def findings(summary: pd.DataFrame, claim_list: Sequence[claims.Claim]) -> list[str]:
+    out = [c.markdown() for c in claim_list]
+    tuned = summary[summary["phase"] == "tuned"]
+    for (dataset, model), g in tuned.groupby(["dataset", "model"], sort=False):
+        label = plots.problem_label(dataset, model)
+        g = g[np.isfinite(g["final_holdout_loss"])]
+        if g.empty:
+            continue
+        best = g.loc[g["final_holdout_loss"].idxmin()]
+        text = (
+            f"**{label}**, tuned: lowest hold-out loss with `{best['method']}` "
+            f"({fmt(best['final_holdout_loss'])} [{fmt(best['final_holdout_loss_lo'])}, "
+            f"{fmt(best['final_holdout_loss_hi'])}])"
+        )
+        reached = g[np.isfinite(g["seconds_to_target"])]
+        if reached.empty:
+            text += "; no method reached the target in the epochs given"
+        else:
+            fast = reached.loc[reached["seconds_to_target"].idxmin()]
+            text += (
+                f"; fastest to the target `{fast['method']}` ({fmt_time(fast['seconds_to_target'])}"
+                f", {fmt(fast['epochs_to_target'])} epochs), {len(reached)} of {len(g)} methods "
+                "reached it"
+            )
+        out.append(text + ".")
+    default = summary[summary["phase"] == "default"]
+    if not default.empty:
+        merged = default.merge(tuned, on=["dataset", "model", "method"], suffixes=("_d", "_t"))
+        worse = merged[merged["final_holdout_loss_d"] > merged["final_holdout_loss_t"]]
+        diverged = merged[np.isinf(merged["final_holdout_loss_d"])]
+        out.append(
+            f"Library defaults vs tuned: the defaults end with a higher hold-out loss in "
+            f"{len(worse)} of {len(merged)} (problem, method) pairs"
+            + (f", and diverge in {len(diverged)}" if len(diverged) else "")
+            + "."
+        )
+    return out
+
+
+def render(
+    sweep: SweepResult,
+    config: SweepConfig,
+    summary: pd.DataFrame,
+    optimum: pd.DataFrame,
+    claim_list: Sequence[claims.Claim],
+    env: dict[str, Any],
+    figures: dict[str, str],
+) -> str:
+    runs = sweep.runs
+    n_grid = int((runs["phase"] == "grid").sum())
+    factors = config.lr_factors()
+    extra = []
+    if config.momentum:
+        extra.append(f"momentum in {list(config.momentum)} (methods with momentum)")
+    if config.beta1:
+        extra.append(f"beta1 in {list(config.beta1)} (Adam family)")
+    target = (
+        f"training loss <= {fmt(config.target)}"
+        if config.target is not None
+        else f"training loss within {config.rel_tol:.0%} of the optimum, loss <= loss* x "
+        f"{1 + config.rel_tol:g}"
+    )
+    opt_rows = [
+        [plots.problem_label(r.dataset, r.model), fmt(r.optimum), r.optimum_kind]
+        for r in optimum.itertuples()
+    ]
+    lines = [
+        "# optbench sweep report",
+        "",
+        f"Generated {env['timestamp_utc']} by `{env['command']}` on {env['cpu']} "
+        f"(torch {env['torch']}).",
+        "",
+        "## Protocol",
+        "",
+        f"- **Grid**: {len(factors)} learning rates per method, the suite's learning rate x "
+        f"10^[{-config.decades:g}, {config.decades:g}] ({config.points_per_decade} per decade)"
+        + (f", x {'; '.join(extra)}" if extra else "")
+        + f"; every point from the same initial weights; seeds {list(config.select_seeds)}; "
+        f"{n_grid} runs, from-scratch implementation.",
+        "- **Selection**: lowest final **hold-out** loss (median over the selection seeds); "
+        "training loss is never used; a diverged point scores +inf and never wins.",
+        f"- **Reruns**: the selected setting and each method's library defaults over seeds "
+        f"{list(config.seeds)} (fresh initial weights, batch orders and hold-out splits).",
+        "- **Skipped** (no hold-out split, so no fair selection): "
+        + (", ".join(sweep.skipped) if sweep.skipped else "none")
+        + ".",
+        f"- **Intervals**: every figure is the median over seeds with a {stats.INTERVAL_NAME} "
+        f"({stats.RESAMPLES:,} resamples); with 5 seeds it equals the seeds' range.",
+        f'- **Target**: {target}; a run that never gets there counts as infinitely slow ("never").',
+        "",
+        md_table(["problem", "loss*", "what loss* is"], opt_rows),
+        "",
+        "## Selected hyperparameters",
+        "",
+        _selection_table(sweep.selection),
+        "",
+        f"![Learning-rate sensitivity]({figures['sensitivity']})",
+        "",
+        f"## Tuned results (median [95% interval] over {len(config.seeds)} seeds)",
+        "",
+        _tuned_tables(summary),
+        "",
+        "## Suboptimality",
+        "",
+        "Training loss minus loss* (log scale), median over seeds with the 95% band; values "
+        "at or below float32 resolution are drawn at loss* x 1e-6.",
+        "",
+        f"![Suboptimality]({figures['suboptimality']})",
+        "",
+        "## Time to target",
+        "",
+        "Fraction of problems each method solves (reaches the target) within tau times the "
+        "fastest method's wall time on that problem (median over seeds); a curve that stays "
+        "low never gets there.",
+        "",
+        f"![Performance profile]({figures['profile']})",
+        "",
+        "## Generalisation",
+        "",
+        "Final hold-out loss minus final training loss, tuned runs:",
+        "",
+        _gap_table(summary),
+        "",
+        f"![Train vs hold-out]({figures['generalization']})",
+        "",
+        "## Tuned vs library defaults",
+        "",
+        "The same methods at torch.optim's default hyperparameters (lr 1e-3, ...), same seeds "
+        "(in the spirit of *Descending through a Crowded Valley*):",
+        "",
+        _defaults_table(summary),
+        "",
+        "## Findings",
+        "",
+        f"The notebooks' claims, rerun as in notebook 002 ({claims.CLAIM_DATASET}, lr "
+        f"{claims.CLAIM_LR:g}, {claims.CLAIM_EPOCHS} epochs, all rows for training, the same "
+        f"initial weights for every variant of a seed, {len(config.seeds)} seeds):"
+        if claim_list
+        else "",
+        "",
+        *[f"- {f}" for f in findings(summary, claim_list)],
+        "",
+        "## Files",
+        "",
+        "- `sweep.csv`: one row per run (phase grid / tuned / default / claims) with final "
+        "losses, status and time to target.",
+        "- `summary.csv`: per phase, problem and method: medians and 95% intervals.",
+        "- `selection.csv`, `claims.csv`, `epochs.csv` (every epoch of every run), `env.json`.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def write_all(
+    out: Path, sweep: SweepResult, config: SweepConfig, env: dict[str, Any]
+) -> list[Path]:
+    runs, epochs = sweep.runs, sweep.epochs
+    ttt = stats.time_to_target(runs, epochs, config.rel_tol, config.target)
+    runs = runs.merge(ttt, on="run_id", how="left")
+    written = [
+        write_csv(runs[SWEEP_COLUMNS], out / "sweep.csv"),
+        write_csv(epochs, out / "epochs.csv"),
+        write_csv(sweep.selection, out / "selection.csv"),
+    ]
+    summary = summary_table(runs[runs["phase"] != "grid"])
+    written.append(write_csv(summary, out / "summary.csv"))
+    claim_runs = runs[runs["phase"] == "claims"]
+    claim_list = claims.evaluate(claim_runs) if len(claim_runs) else []
+    written.append(
+        write_csv(
+            pd.DataFrame(
+                [
+                    {"claim": c.text, "confirmed": c.confirmed, "evidence": c.evidence}
+                    for c in claim_list
+                ],
+                columns=["claim", "confirmed", "evidence"],
+            ),
+            out / "claims.csv",
+        )
+    )
+    (out / "env.json").write_text(json.dumps(env, indent=2) + "\n")
+    written.append(out / "env.json")
+
+    tuned_runs = runs[runs["phase"] == "tuned"]
+    tuned_epochs = epochs[epochs["run_id"].isin(set(tuned_runs["run_id"]))]
+    optimum = stats.reference_optimum(tuned_runs, tuned_epochs)
+    star = stats.run_optimum(tuned_runs, tuned_epochs)
+    figures = {
+        "sensitivity": "sensitivity.png",
+        "suboptimality": "suboptimality.png",
+        "profile": "profile.png",
+        "generalization": "generalization.png",
+    }
+    grid_runs = runs[runs["phase"] == "grid"]
+    written.append(plots.sensitivity(grid_runs, sweep.selection, out / figures["sensitivity"]))
+
+    def gap(df: pd.DataFrame) -> pd.Series:
+        s = df["run_id"].map(star)
+        return np.maximum(df["train_loss"] - s, s * 1e-6)
+
+    written.append(
+        plots.curves(
+            tuned_epochs,
+            out / figures["suboptimality"],
+            transform=gap,
+            ylabel="loss - loss*",
+            title="Suboptimality of the tuned runs (median over seeds)",
+        )
+    )
+    times = summary[summary["phase"] == "tuned"].assign(
+        problem=lambda d: _problem(d), time=lambda d: d["seconds_to_target"]
+    )
+    taus, rho = stats.performance_profile(times[["problem", "method", "time"]])
+    written.append(plots.profile(taus, rho, out / figures["profile"], "tuned, wall time"))
+    written.append(plots.train_vs_holdout(tuned_epochs, out / figures["generalization"]))
+    (out / "report.md").write_text(
+        render(sweep, config, summary, optimum, claim_list, env, figures)
+    )
+    written.append(out / "report.md")
+    return written
