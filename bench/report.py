@@ -38,11 +38,17 @@ EPOCH_COLUMNS = [
     "status",
 ]
 RUN_KEYS = ["dataset", "model", "method", "device", "dtype", "seed", "hparams"]
+INTERVAL = (
+    "median [95% interval] over seeds (bootstrap percentile interval of the median; for 5 or "
+    "fewer seeds it is the seeds' [min, max])"
+)
 
 
 def tables(results: Sequence[RunResult]) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(epochs, runs): one row per run x epoch, and one row per run."""
-    epochs = pd.DataFrame([row for r in results for row in r.rows], columns=EPOCH_COLUMNS)
+    rows = [row for r in results for row in r.rows]
+    extra = [k for k in (rows[0] if rows else {}) if k not in EPOCH_COLUMNS]  # e.g. sweep phase
+    epochs = pd.DataFrame(rows, columns=EPOCH_COLUMNS + extra)
     runs = pd.DataFrame([r.summary for r in results])
     return epochs, runs
 
@@ -224,50 +230,41 @@ def _batch_regime_findings(label: str, loss: pd.DataFrame, t: pd.DataFrame) -> l
 # report.md
 
 
-def _loss_table(runs: pd.DataFrame, device: str) -> str:
-    sub = runs[(runs["device"] == device) & (runs["impl"] == "scratch")]
-    loss = median_over_seeds(sub, "final_train_loss")
-    hold = median_over_seeds(sub, "final_holdout_loss")
-    diverged = sub.groupby(["dataset", "model", "method"], sort=False)["status"].apply(
-        lambda s: int((s == "diverged").sum())
-    )
-    problems = list(dict.fromkeys(zip(sub["dataset"], sub["model"], strict=True)))
-    methods = list(dict.fromkeys(sub["method"]))
+def _interval(values: pd.Series, time: bool = False) -> str:
+    """median [95% interval] over seeds (bench.stats), in seconds units when `time`."""
+    from bench.stats import median_ci
+
+    est = median_ci(values.astype(float).to_numpy())
+    f = fmt_time if time else fmt
+    if est.n == 0:
+        return ""
+    if est.lo == est.hi:
+        return f(est.median)
+    return f"{f(est.median)} [{f(est.lo)}, {f(est.hi)}]"
+
+
+def _metric_table(
+    runs: pd.DataFrame, column: str, *, by_impl: bool = False, time: bool = False
+) -> str:
+    """Methods (x impls) down, problems across; cells median [95% interval] over seeds."""
+    problems = list(runs[["dataset", "model"]].drop_duplicates().itertuples(index=False))
+    keys = ["method", "impl"] if by_impl else ["method"]
+    groups = runs.groupby(["dataset", "model", *keys], sort=False)
     rows = []
-    for m in methods:
-        cells = [f"`{m}`"]
+    for key in runs[keys].drop_duplicates().itertuples(index=False):
+        cells = [f"`{key[0]}`" + (f" ({key[1]})" if by_impl else "")]
         for d, mod in problems:
-            sel = (loss["dataset"] == d) & (loss["model"] == mod) & (loss["method"] == m)
-            if not sel.any():
+            try:
+                g = groups.get_group((d, mod, *key))
+            except KeyError:
                 cells.append("")
                 continue
-            cell = fmt(loss.loc[sel, "final_train_loss"].iloc[0])
-            h = hold.loc[sel, "final_holdout_loss"].iloc[0]
-            if np.isfinite(h):
-                cell += f" / {fmt(h)}"
-            nd = diverged.get((d, mod, m), 0)
-            if nd:
-                cell += f" ({nd} diverged)"
-            cells.append(cell)
+            values = g[column].where(g["status"] != "diverged", np.inf) if not time else g[column]
+            cell = _interval(values, time)
+            diverged = int((g["status"] == "diverged").sum())
+            cells.append(cell + (f" ({diverged} diverged)" if diverged else ""))
         rows.append(cells)
     return md_table(["method", *[plots.problem_label(d, m) for d, m in problems]], rows)
-
-
-def _time_table(runs: pd.DataFrame, device: str) -> str:
-    sub = runs[runs["device"] == device]
-    t = median_over_seeds(sub, "median_epoch_time_s")
-    problems = list(dict.fromkeys(zip(sub["dataset"], sub["model"], strict=True)))
-    rows = []
-    for m in dict.fromkeys(sub["method"]):
-        cells = [f"`{m}`"]
-        for d, mod in problems:
-            sel = (t["dataset"] == d) & (t["model"] == mod) & (t["method"] == m)
-            by_impl = dict(zip(t.loc[sel, "impl"], t.loc[sel, "median_epoch_time_s"], strict=True))
-            cells.append(" / ".join(fmt_time(by_impl[i]) for i in by_impl) if by_impl else "")
-        rows.append(cells)
-    impls = " / ".join(dict.fromkeys(sub["impl"]))
-    header = ["method", *[plots.problem_label(d, m) for d, m in problems]]
-    return f"Cells: {impls}.\n\n" + md_table(header, rows)
 
 
 def _problems_table(runs: pd.DataFrame) -> str:
@@ -404,17 +401,31 @@ def render(
         "",
     ]
     for device in devices:
+        on = runs[runs["device"] == device]
+        scratch = on[on["impl"] == "scratch"] if (on["impl"] == "scratch").any() else on
+        with_holdout = scratch[np.isfinite(scratch["final_holdout_loss"].astype(float))]
         lines += [
             f"## Final loss ({device})",
             "",
-            "Median over seeds of the final training loss, then the final hold-out loss where "
-            "there is a hold-out set (from-scratch implementation).",
+            f"Final training loss, {INTERVAL}; from-scratch implementation (torch.optim's is "
+            "compared in the parity section):",
             "",
-            _loss_table(runs, device),
+            _metric_table(scratch, "final_train_loss"),
             "",
-            f"## Median wall time per epoch ({device})",
+        ]
+        if not with_holdout.empty:
+            lines += [
+                "Final hold-out loss, where the problem has a hold-out split:",
+                "",
+                _metric_table(with_holdout, "final_holdout_loss"),
+                "",
+            ]
+        lines += [
+            f"## Wall time per epoch ({device})",
             "",
-            _time_table(runs, device),
+            f"Each run's median epoch time, then {INTERVAL}:",
+            "",
+            _metric_table(on, "median_epoch_time_s", by_impl=True, time=True),
             "",
         ]
     lines += ["## Plots", ""]

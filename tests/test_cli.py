@@ -108,7 +108,7 @@ def test_report_has_every_section_and_numbers_from_the_data(tiny_run: Path):
         "## What was run",
         "## Environment",
         "## Final loss (cpu)",
-        "## Median wall time per epoch (cpu)",
+        "## Wall time per epoch (cpu)",
         "## Plots",
         "## Parity",
         "## Findings",
