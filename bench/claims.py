@@ -59,75 +59,90 @@ def claim_specs(seeds: Sequence[int]) -> list[tuple[str, RunSpec]]:
     return out
 
 
+CONFIRMED, NOT_CONFIRMED, MIXED = "confirmed", "not confirmed", "mixed"
+MAJORITY = 0.8  # share of seeds that must agree with the medians for "confirmed"
+
+
 @dataclass(frozen=True)
 class Claim:
     text: str
-    confirmed: bool
+    verdict: str  # confirmed / not confirmed / mixed (medians agree, too few seeds do)
     evidence: str
 
+    @property
+    def confirmed(self) -> bool:
+        return self.verdict == CONFIRMED
+
     def markdown(self) -> str:
-        verdict = "**confirmed**" if self.confirmed else "**not confirmed**"
-        return f"{self.text}: {verdict}. {self.evidence}"
+        return f"{self.text}: **{self.verdict}**. {self.evidence}."
+
+
+def _verdict(median_holds: bool, seeds_holding: int, seeds: int) -> str:
+    if not median_holds:
+        return NOT_CONFIRMED
+    return CONFIRMED if seeds_holding >= MAJORITY * seeds else MIXED
 
 
 def _per_seed(runs: pd.DataFrame, column: str) -> pd.DataFrame:
-    """label x seed table; a diverged or missing final loss counts as +inf (worst)."""
+    """label x seed table; a diverged or missing value counts as +inf (worst)."""
     table = runs.pivot_table(index="seed", columns="label", values=column, aggfunc="first")
     return table.astype(float).fillna(math.inf).replace(-math.inf, math.inf)
-
-
-def _lower(loss: pd.DataFrame, a: str, b: str) -> tuple[bool, str]:
-    ea, eb = median_ci(loss[a]), median_ci(loss[b])
-    wins = int((loss[a] < loss[b]).sum())
-    return ea.median < eb.median, (
-        f"final training loss {a} {ea} vs {b} {eb} (median [95% interval] over "
-        f"{len(loss)} seeds); {a} is lower in {wins} of {len(loss)} seeds"
-    )
-
-
-def _costlier(time: pd.DataFrame, a: str, b: str) -> tuple[bool, str]:
-    ea, eb = median_ci(time[a]), median_ci(time[b])
-    return ea.median > eb.median, (
-        f"median epoch time {a} {_t(ea)} vs {b} {_t(eb)}, {ea.median / eb.median:.1f}x"
-    )
 
 
 def _t(est: Any) -> str:
     return f"{fmt_time(est.median)} [{fmt_time(est.lo)}, {fmt_time(est.hi)}]"
 
 
+def _less(table: pd.DataFrame, a: str, b: str, time: bool = False) -> tuple[str, str]:
+    """Is a below b (medians over seeds, and seed by seed)?"""
+    ea, eb = median_ci(table[a]), median_ci(table[b])
+    holds = int((table[a] < table[b]).sum())
+    text = _t if time else str
+    what = "median epoch time" if time else "final training loss"
+    return _verdict(ea.median < eb.median, holds, len(table)), (
+        f"{what} {a} {text(ea)} vs {b} {text(eb)} (median [95% interval] over {len(table)} "
+        f"seeds); {a} is lower in {holds} of {len(table)} seeds"
+    )
+
+
+def _between(table: pd.DataFrame, mid: str, a: str, b: str, time: bool = False) -> tuple[str, str]:
+    f = fmt_time if time else fmt
+    m, x, y = (median_ci(table[k]).median for k in (mid, a, b))
+    lo, hi = np.minimum(table[a], table[b]), np.maximum(table[a], table[b])
+    holds = int(((table[mid] > lo) & (table[mid] < hi)).sum())
+    what = "median epoch time" if time else "median final loss"
+    return _verdict(min(x, y) < m < max(x, y), holds, len(table)), (
+        f"{what}: {a} {f(x)}, {mid} {f(m)}, {b} {f(y)}; in between in {holds} of {len(table)} seeds"
+    )
+
+
 def evaluate(runs: pd.DataFrame) -> list[Claim]:
     """The notebooks' claims against a runs table with `label` and `seed` columns."""
     loss = _per_seed(runs, "final_train_loss")
     time = _per_seed(runs, "median_epoch_time_s")
-    claims: list[Claim] = []
-
-    ok, ev = _lower(loss, "sgd", "gd")
-    claims.append(Claim("SGD (batch 1) ends lower than full-batch GD after 100 epochs", ok, ev))
-    ok, ev = _costlier(time, "sgd", "gd")
-    claims.append(Claim("An SGD epoch costs more than a full-batch GD epoch", ok, ev))
-
-    m, g, s = (median_ci(loss[k]).median for k in ("minibatch", "gd", "sgd"))
-    claims.append(
+    claims = [
+        Claim(
+            "SGD (batch 1) ends lower than full-batch GD after 100 epochs",
+            *_less(loss, "sgd", "gd"),
+        ),
+        Claim(
+            "An SGD epoch costs more than a full-batch GD epoch",
+            *_less(time, "gd", "sgd", time=True),
+        ),
         Claim(
             "Minibatch (batch 4) ends between GD and SGD",
-            min(g, s) < m < max(g, s),
-            f"median final loss: gd {fmt(g)}, minibatch {fmt(m)}, sgd {fmt(s)}",
-        )
-    )
-    m, g, s = (median_ci(time[k]).median for k in ("minibatch", "gd", "sgd"))
-    claims.append(
+            *_between(loss, "minibatch", "gd", "sgd"),
+        ),
         Claim(
             "A minibatch epoch costs between a GD and an SGD epoch",
-            min(g, s) < m < max(g, s),
-            f"median epoch time: gd {fmt_time(g)}, minibatch {fmt_time(m)}, sgd {fmt_time(s)}",
-        )
-    )
+            *_between(time, "minibatch", "gd", "sgd", time=True),
+        ),
+    ]
     for variant in ("momentum 0.1", "momentum 0.9", "nesterov 0.1", "nesterov 0.9"):
-        ok, ev = _lower(loss, variant, "sgd")
+        verdict, evidence = _less(loss, variant, "sgd")
         diverged = int(np.isinf(loss[variant]).sum())
         if diverged:
-            ev += f"; {variant} diverged in {diverged} seeds"
+            evidence += f"; {variant} diverged in {diverged} seeds"
         name = variant.replace("momentum", "Momentum").replace("nesterov", "Nesterov")
-        claims.append(Claim(f"{name} (batch 1) ends lower than plain SGD", ok, ev))
+        claims.append(Claim(f"{name} (batch 1) ends lower than plain SGD", verdict, evidence))
     return claims

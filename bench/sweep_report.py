@@ -104,7 +104,7 @@ def _tuned_tables(summary: pd.DataFrame) -> str:
                 _cell(r, "final_train_loss"),
                 _cell(r, "final_holdout_loss"),
                 _cell(r, "epochs_to_target"),
-                _cell(r, "seconds_to_target"),
+                _cell(r, "seconds_to_target", time=True),
                 _cell(r, "median_epoch_time_s", time=True),
             ]
             for r in g.itertuples()
@@ -286,7 +286,7 @@ def render(
         + (", ".join(sweep.skipped) if sweep.skipped else "none")
         + ".",
         f"- **Intervals**: every figure is the median over seeds with a {stats.INTERVAL_NAME} "
-        f"({stats.RESAMPLES:,} resamples); with 5 seeds it equals the seeds' range.",
+        f"({stats.RESAMPLES:,} resamples); with 5 or fewer seeds it equals the seeds' range.",
         f'- **Target**: {target}; a run that never gets there counts as infinitely slow ("never").',
         "",
         md_table(["problem", "loss*", "what loss* is"], opt_rows),
@@ -335,7 +335,9 @@ def render(
         "",
         f"The notebooks' claims, rerun as in notebook 002 ({claims.CLAIM_DATASET}, lr "
         f"{claims.CLAIM_LR:g}, {claims.CLAIM_EPOCHS} epochs, all rows for training, the same "
-        f"initial weights for every variant of a seed, {len(config.seeds)} seeds):"
+        f"initial weights for every variant of a seed, {len(config.seeds)} seeds). A claim is "
+        f"*confirmed* when the medians over seeds agree with it and so do at least "
+        f"{claims.MAJORITY:.0%} of the seeds, *mixed* when the medians agree but fewer seeds do:"
         if claim_list
         else "",
         "",
@@ -374,7 +376,7 @@ def write_all(
                     {"claim": c.text, "confirmed": c.confirmed, "evidence": c.evidence}
                     for c in claim_list
                 ],
-                columns=["claim", "confirmed", "evidence"],
+                columns=["claim", "verdict", "evidence"],
             ),
             out / "claims.csv",
         )

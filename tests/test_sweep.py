@@ -270,16 +270,17 @@ TIME = {
 
 
 def test_claims_are_computed_from_the_data():
-    verdicts = {c.text: c.confirmed for c in claims.evaluate(claim_runs(LOSS, TIME))}
+    verdicts = {c.text: c.verdict for c in claims.evaluate(claim_runs(LOSS, TIME))}
     assert verdicts == {
-        "SGD (batch 1) ends lower than full-batch GD after 100 epochs": True,
-        "An SGD epoch costs more than a full-batch GD epoch": True,
-        "Minibatch (batch 4) ends between GD and SGD": True,
-        "A minibatch epoch costs between a GD and an SGD epoch": True,
-        "Momentum 0.1 (batch 1) ends lower than plain SGD": True,
-        "Momentum 0.9 (batch 1) ends lower than plain SGD": True,  # median 1 < 2.5 despite inf
-        "Nesterov 0.1 (batch 1) ends lower than plain SGD": True,
-        "Nesterov 0.9 (batch 1) ends lower than plain SGD": False,
+        "SGD (batch 1) ends lower than full-batch GD after 100 epochs": "confirmed",
+        "An SGD epoch costs more than a full-batch GD epoch": "confirmed",
+        "Minibatch (batch 4) ends between GD and SGD": "confirmed",
+        "A minibatch epoch costs between a GD and an SGD epoch": "confirmed",
+        "Momentum 0.1 (batch 1) ends lower than plain SGD": "confirmed",
+        # median 1 < 2.5, but one seed diverged: 2 of 3 seeds agree, below the 80% bar
+        "Momentum 0.9 (batch 1) ends lower than plain SGD": "mixed",
+        "Nesterov 0.1 (batch 1) ends lower than plain SGD": "confirmed",
+        "Nesterov 0.9 (batch 1) ends lower than plain SGD": "not confirmed",
     }
 
 
