@@ -60,6 +60,24 @@ def _grid(n: int, width: float = 4.2, height: float = 3.2) -> tuple[plt.Figure, 
     return fig, flat[:n]
 
 
+def _label_panel(ax: plt.Axes, title: str, xlabel: str, ylabel: str) -> None:
+    ax.set_title(title, fontsize=10)
+    ax.set_xlabel(xlabel, fontsize=9)
+    ax.set_ylabel(ylabel, fontsize=9)
+    ax.grid(True, which="major", alpha=0.3)
+
+
+def _save_grid(
+    fig: plt.Figure, path: Path, title: str, methods: list[str], impls: list[str]
+) -> Path:
+    """Title, the shared legend, write the PNG, free the figure."""
+    fig.suptitle(title, fontsize=12)
+    _legend(fig, methods, impls)
+    fig.savefig(path, dpi=DPI)
+    plt.close(fig)
+    return path
+
+
 def _legend(fig: plt.Figure, methods: list[str], impls: list[str]) -> None:
     handles = [Line2D([], [], color=color_of(m), lw=2.5, label=m) for m in methods]
     if len(impls) > 1:  # line styles only mean something when implementations are compared
@@ -145,15 +163,8 @@ def curves(
             log_axis(ax, "y")
         if x != "epoch" and _positive(sub[x][sub["epoch"] > 0]):
             log_axis(ax, "x")
-        ax.set_title(problem_label(dataset, model), fontsize=10)
-        ax.set_xlabel(xlabel, fontsize=9)
-        ax.set_ylabel(ylabel, fontsize=9)
-        ax.grid(True, which="major", alpha=0.3)
-    fig.suptitle(title, fontsize=12)
-    _legend(fig, methods, impls)
-    fig.savefig(path, dpi=DPI)
-    plt.close(fig)
-    return path
+        _label_panel(ax, problem_label(dataset, model), xlabel, ylabel)
+    return _save_grid(fig, path, title, methods, impls)
 
 
 def epoch_times(epochs: pd.DataFrame, path: Path) -> Path:
@@ -190,14 +201,14 @@ def epoch_times(epochs: pd.DataFrame, path: Path) -> Path:
         ax.set_yticks([p for p, _ in labels], [m for _, m in labels], fontsize=8)
         ax.invert_yaxis()
         log_axis(ax, "x")
-        ax.set_xlabel("epoch wall time (ms), boxes: IQR, whiskers: 1.5 IQR", fontsize=8)
-        ax.set_title(f"{problem_label(dataset, model)} ({device})", fontsize=10)
-        ax.grid(True, axis="x", which="both", alpha=0.25)
-    fig.suptitle("Wall time per epoch (training steps only; solid = scratch, pale = torch)")
-    _legend(fig, methods, impls)
-    fig.savefig(path, dpi=DPI)
-    plt.close(fig)
-    return path
+        _label_panel(
+            ax,
+            f"{problem_label(dataset, model)} ({device})",
+            "epoch wall time (ms); box: IQR, whiskers: 1.5 IQR",
+            "",
+        )
+    title = "Wall time per epoch (training steps only; solid = scratch, pale = torch)"
+    return _save_grid(fig, path, title, methods, impls)
 
 
 def scratch_vs_torch(runs: pd.DataFrame, path: Path) -> Path:
@@ -275,15 +286,9 @@ def sensitivity(grid_runs: pd.DataFrame, selection: pd.DataFrame, path: Path) ->
         log_axis(ax, "x")
         if len(finite) and (finite > 0).all():
             log_axis(ax, "y")
-        ax.set_title(problem_label(dataset, model), fontsize=10)
-        ax.set_xlabel("learning rate", fontsize=9)
-        ax.set_ylabel("final hold-out loss", fontsize=9)
-        ax.grid(True, alpha=0.3)
-    fig.suptitle("Final hold-out loss vs learning rate (* selected, x diverged)")
-    _legend(fig, methods, [])
-    fig.savefig(path, dpi=DPI)
-    plt.close(fig)
-    return path
+        _label_panel(ax, problem_label(dataset, model), "learning rate", "final hold-out loss")
+    title = "Final hold-out loss vs learning rate (* selected, x diverged)"
+    return _save_grid(fig, path, title, methods, [])
 
 
 def profile(taus: np.ndarray, rho: dict[str, np.ndarray], path: Path, what: str) -> Path:
@@ -324,12 +329,6 @@ def train_vs_holdout(epochs: pd.DataFrame, path: Path) -> Path:
         sub = df[(df["dataset"] == dataset) & (df["model"] == model)]
         if _positive(sub[["train_loss", "holdout_loss"]].to_numpy().ravel()):
             log_axis(ax, "y")
-        ax.set_title(problem_label(dataset, model), fontsize=10)
-        ax.set_xlabel("epoch", fontsize=9)
-        ax.set_ylabel("loss (MSE)", fontsize=9)
-        ax.grid(True, alpha=0.3)
-    fig.suptitle("Generalisation: training loss (solid) and hold-out loss (dotted), tuned runs")
-    _legend(fig, methods, [])
-    fig.savefig(path, dpi=DPI)
-    plt.close(fig)
-    return path
+        _label_panel(ax, problem_label(dataset, model), "epoch", "loss (MSE)")
+    title = "Generalisation: training loss (solid) and hold-out loss (dotted), tuned runs"
+    return _save_grid(fig, path, title, methods, [])

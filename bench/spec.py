@@ -338,6 +338,8 @@ def _names(value: Any, where: str) -> tuple[str, ...]:
 
 def parse_methods(value: Any) -> tuple[str, ...]:
     names = _names(value, "methods")
+    if not names:
+        raise ConfigError("methods is empty; name methods or use 'all'")
     if names == ("all",):
         return tuple(optimizers.names())
     for n in names:

@@ -44,7 +44,8 @@ def load_csv(
     available = ", ".join(columns)
     if not targets:
         raise DatasetError(
-            f"no targets given for {label!r}; pass targets=[...] from its columns: {available}"
+            f"no targets given for {label!r}; name them (--targets on the command line) from its "
+            f"columns: {available}"
         )
     _check_unique("target", targets, label)
     for col in targets:
