@@ -235,3 +235,16 @@ def test_runs_on_every_device_from_the_same_start(device):
     assert [r["train_loss"] for r in other.rows] == pytest.approx(
         [r["train_loss"] for r in cpu.rows], rel=1e-5
     )
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device; none present")
+def test_cuda_stopwatch_times_queued_work_not_the_launch():
+    from bench.device import CudaEventStopwatch
+
+    watch = CudaEventStopwatch(torch.device("cuda"))
+    watch.start()
+    torch.cuda._sleep(50_000_000)  # ~tens of ms of GPU time, returns to the host at once
+    seconds = watch.stop()
+    assert seconds > 1e-3
+    assert torch.cuda.current_stream().query()  # stop() waited for the work
