@@ -6,6 +6,7 @@ of a suite that share a dataset, split and device load and transfer it once.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -46,7 +47,10 @@ def _split(ds: datasets.Dataset, holdout: float, seed: int) -> tuple[np.ndarray,
 
 @dataclass(frozen=True)
 class ProblemData:
-    """Train and hold-out arrays (float64, scaled if asked) and the training optimum."""
+    """Train and hold-out arrays (the dataset's dtype, scaled if asked) and the training optimum.
+
+    Without a hold-out the training arrays are the dataset's own read-only arrays, not copies.
+    """
 
     name: str
     X_train: np.ndarray
@@ -75,13 +79,20 @@ def problem_data(
 ) -> ProblemData:
     ds = load_dataset(spec, targets, features)
     train, hold = _split(ds, holdout, seed)
-    X_train, X_hold = ds.X[train], ds.X[hold]
+    X_train, X_hold = _rows(ds.X, train), ds.X[hold]
     if standardize:
         scaler = datasets.Standardizer.fit(X_train)
         X_train, X_hold = scaler.transform(X_train), scaler.transform(X_hold)
-    Y_train, Y_hold = ds.Y[train], ds.Y[hold]
+    Y_train, Y_hold = _rows(ds.Y, train), ds.Y[hold]
     _, _, loss_star = datasets.closed_form(X_train, Y_train)
     return ProblemData(ds.name, X_train, Y_train, X_hold, Y_hold, float(loss_star))
+
+
+def _rows(a: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """`a[idx]`, except that all rows in order (no hold-out) is `a` itself rather than a copy."""
+    if len(idx) == len(a):  # split() returns sorted, disjoint indices: this is arange(n)
+        return a
+    return a[idx]
 
 
 @lru_cache(maxsize=4)
@@ -91,6 +102,21 @@ def device_tensors(
     """(X_train, Y_train, X_hold, Y_hold) on the device, contiguous, in the run's dtype."""
     data = problem_data(*key)
     return tuple(  # type: ignore[return-value]
-        torch.as_tensor(a, dtype=DTYPE[dtype]).to(device).contiguous()
+        _tensor(a, DTYPE[dtype], device)
         for a in (data.X_train, data.Y_train, data.X_hold, data.Y_hold)
     )
+
+
+def _tensor(a: np.ndarray, dtype: torch.dtype, device: str) -> torch.Tensor:
+    """`a` as a contiguous `dtype` tensor on `device`; on the CPU in `a`'s dtype, `a` itself.
+
+    Sharing is what keeps a 1e6-row float32 set in memory once rather than twice. The arrays
+    may be the dataset's read-only ones, for which torch (having no read-only tensors) warns;
+    sharing them is deliberate and safe because nothing writes to these tensors: the runner
+    trains on a shuffled copy (its gather buffer) or on views, and models do not write into
+    their inputs.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "The given NumPy array is not writable", UserWarning)
+        shared = torch.from_numpy(a)
+    return shared.to(device=device, dtype=dtype).contiguous()
