@@ -46,6 +46,22 @@ def parity(session: nox.Session) -> None:
     session.run("python", "-m", "bench", "parity", *session.posargs)
 
 
+@nox.session(default=False)
+def perf(session: nox.Session) -> None:
+    """Run the performance benchmarks and write results/perf/ (perf.csv, plot, JSON, section)."""
+    _install(session, "test")
+    json_path = f"{session.create_tmp()}/benchmark.json"
+    session.run(
+        "python",
+        "-m",
+        "pytest",
+        "tests/perf",
+        "--benchmark-enable",
+        f"--benchmark-json={json_path}",
+        *session.posargs,
+    )
+
+
 @nox.session
 def lint(session: nox.Session) -> None:
     """Lint and check formatting with ruff."""
