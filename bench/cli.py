@@ -16,6 +16,7 @@ from typing import NoReturn
 from bench.errors import ConfigError
 
 DEFAULT_OUT = Path("results/latest")
+PERF_CSV = Path("results/perf/perf.csv")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -137,7 +138,7 @@ def _say(message: str) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from bench import envinfo, report
+    from bench import envinfo, perf, report
     from bench.outputs import staged_dir
     from bench.runner import run_all
 
@@ -151,8 +152,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     t1 = time.perf_counter()
     parity = None if args.no_parity else _parity_frame(steps=100)
     t2 = time.perf_counter()
+    # The latest `nox -s perf` results, if any, linked from this report (never re-measured here).
+    performance = perf.markdown_section(PERF_CSV, relative_to=out)
     with staged_dir(out) as stage:
-        report.write_all(stage, results, env, parity)
+        report.write_all(stage, results, env, parity, performance=performance)
     t3 = time.perf_counter()
     diverged = sum(r.summary["status"] == "diverged" for r in results)
     _say(

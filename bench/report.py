@@ -352,6 +352,7 @@ def render(
     figures: Sequence[tuple[str, str]],
     parity: pd.DataFrame | None,
     title: str = "optbench report",
+    performance: str | None = None,
 ) -> str:
     devices = list(dict.fromkeys(runs["device"]))
     seeds = sorted(set(runs["seed"]))
@@ -436,6 +437,7 @@ def render(
         "",
         _parity_tables(epochs, parity),
         "",
+        *([performance, ""] if performance else []),
         "## Findings",
         "",
         *[f"- {f}" for f in findings(runs, epochs)],
@@ -461,6 +463,7 @@ def write_all(
     env: dict[str, Any],
     parity: pd.DataFrame | None = None,
     title: str = "optbench report",
+    performance: str | None = None,
 ) -> list[Path]:
     """Write every output file into `out` (a staging folder) and return their paths."""
     epochs, runs = tables(results)
@@ -492,6 +495,6 @@ def write_all(
         written.append(plots.scratch_vs_torch(runs, out / figures[3][1]))
     else:
         figures.pop()
-    (out / "report.md").write_text(render(runs, epochs, env, figures, parity, title))
+    (out / "report.md").write_text(render(runs, epochs, env, figures, parity, title, performance))
     written.append(out / "report.md")
     return written
