@@ -183,11 +183,16 @@ def findings(runs: pd.DataFrame, epochs: pd.DataFrame) -> list[str]:
     if not parity.empty:
         total, same = int(parity["pairs"].sum()), int(parity["identical_runs"].sum())
         worst = parity.loc[parity["max_rel"].idxmax()]
-        out.append(
+        text = (
             f"Scratch vs torch.optim: {same} of {total} paired runs have identical losses at "
-            f"every epoch; the largest relative difference anywhere is "
-            f"{fmt(worst['max_rel'], 3)} (`{worst['method']}`)."
+            "every epoch"
         )
+        if worst["max_rel"] > 0:
+            text += (
+                f"; the largest relative difference anywhere is {fmt(worst['max_rel'], 3)} "
+                f"(`{worst['method']}`)"
+            )
+        out.append(text + ".")
     ratio = time_ratio(runs)
     if not ratio.empty:
         r = ratio["ratio"]
