@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import torch
 from torch.optim.optimizer import ParamsT
 
 from .base import ScratchOptimizer, check_betas, check_lr, check_non_negative, no_grad_step
@@ -90,10 +89,7 @@ class Adam(ScratchOptimizer):
     @no_grad_step
     def step(self, closure: Callable[[], float] | None = None) -> float | None:
         """Perform one update; ``closure`` (re-evaluating the loss) runs with grad enabled."""
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
+        loss = self._loss_of(closure)
 
         for group in self.param_groups:
             lr = group["lr"]

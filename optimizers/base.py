@@ -103,3 +103,11 @@ class ScratchOptimizer(Optimizer):
             step = param_state.get("step") if isinstance(param_state, dict) else None
             if isinstance(step, torch.Tensor):
                 param_state["step"] = int(step.item())
+
+    @staticmethod
+    def _loss_of(closure: Callable[[], float] | None) -> float | None:
+        """Run a step's closure with autograd on (step itself runs without); None without one."""
+        if closure is None:
+            return None
+        with torch.enable_grad():
+            return closure()

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import torch
 from torch.optim.optimizer import ParamsT
 
 from .base import ScratchOptimizer, check_lr, check_non_negative, check_real, no_grad_step
@@ -80,10 +79,7 @@ class SGD(ScratchOptimizer):
     @no_grad_step
     def step(self, closure: Callable[[], float] | None = None) -> float | None:
         """Perform one update; ``closure`` (re-evaluating the loss) runs with grad enabled."""
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
+        loss = self._loss_of(closure)
 
         for group in self.param_groups:
             lr = group["lr"]
