@@ -146,3 +146,11 @@ def evaluate(runs: pd.DataFrame) -> list[Claim]:
         name = variant.replace("momentum", "Momentum").replace("nesterov", "Nesterov")
         claims.append(Claim(f"{name} (batch 1) ends lower than plain SGD", verdict, evidence))
     return claims
+
+
+def to_frame(claims: Sequence[Claim]) -> pd.DataFrame:
+    """claims.csv: one row per claim with its verdict and the numbers behind it."""
+    return pd.DataFrame(
+        [{"claim": c.text, "verdict": c.verdict, "evidence": c.evidence} for c in claims],
+        columns=["claim", "verdict", "evidence"],
+    )

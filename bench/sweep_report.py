@@ -371,13 +371,7 @@ def write_all(
     claim_list = claims.evaluate(claim_runs) if len(claim_runs) else []
     written.append(
         write_csv(
-            pd.DataFrame(
-                [
-                    {"claim": c.text, "confirmed": c.confirmed, "evidence": c.evidence}
-                    for c in claim_list
-                ],
-                columns=["claim", "verdict", "evidence"],
-            ),
+            claims.to_frame(claim_list),
             out / "claims.csv",
         )
     )

@@ -284,6 +284,13 @@ def test_claims_are_computed_from_the_data():
     }
 
 
+def test_claims_table_carries_each_verdict():
+    table = claims.to_frame(claims.evaluate(claim_runs(LOSS, TIME)))
+    assert list(table.columns) == ["claim", "verdict", "evidence"]
+    assert list(table["verdict"]).count("confirmed") == 6
+    assert set(table["verdict"]) == {"confirmed", "mixed", "not confirmed"}
+
+
 def test_flipping_the_data_flips_the_verdicts():
     flipped_loss = {**LOSS, "gd": [1, 1, 1], "minibatch": [200, 200, 200]}
     flipped_time = {**TIME, "gd": 1.0}
