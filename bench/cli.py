@@ -10,10 +10,32 @@ import argparse
 import sys
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import NoReturn
 
+import pandas as pd
+
+import datasets
+import optimizers
 from bench.errors import ConfigError
+from bench.output import run_report, sweep_report
+from bench.output.files import staged_dir, write
+from bench.perf import results as perf_results
+from bench.run import envinfo, executors
+from bench.run.config import DEFAULT_SUITE, Overrides, Suite, apply_overrides, check_numbers
+from bench.run.device import resolve_devices
+from bench.run.executors import run_all
+from bench.run.models import MODELS
+from bench.run.suite_file import (
+    parse_csv_list,
+    parse_impls,
+    parse_int_list,
+    parse_methods,
+    suite_from_toml,
+)
+from bench.sweep import SweepConfig, grid_specs, run_sweep
+from optimizers.parity import parity_table
 
 DEFAULT_OUT = Path("results/latest")
 PERF_CSV = Path("results/perf/perf.csv")
@@ -48,8 +70,11 @@ def _int(flag: str) -> Callable[[str], int]:
 def _add_suite_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", type=Path, help="suite file (TOML); default: the default suite")
     p.add_argument(
-        "--datasets", help="comma list of dataset names, name:opt=val specs or .csv paths"
+        "--datasets",
+        help="comma list of dataset names, name:opt=val specs or .csv paths; each is that "
+        "dataset with --model (default linear)",
     )
+    p.add_argument("--problems", help="comma list of the suite's problems by name (see list)")
     p.add_argument("--targets", help="target columns of a CSV dataset (comma list)")
     p.add_argument("--features", help="feature columns of a CSV dataset (default: other numeric)")
     p.add_argument("--model", help="linear, mlp or mlp:hidden=N")
@@ -70,6 +95,7 @@ def _add_suite_options(p: argparse.ArgumentParser) -> None:
         default=None,
         help="standardise features with training-set statistics",
     )
+    p.add_argument("--executor", help=f"how runs are executed: {', '.join(executors.EXECUTORS)}")
     p.add_argument("--out", type=Path, default=None, help="output folder")
 
 
@@ -85,26 +111,18 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--decades", help="grid half-width in decades around the suite's lr")
     sweep.add_argument("--points-per-decade", help="grid density")
     sweep.add_argument("--no-claims", action="store_true", help="skip the notebooks' claims")
-    sub.add_parser("list", help="list methods, datasets and models")
+    listing = sub.add_parser("list", help="list methods, datasets, models and the suite's problems")
+    listing.add_argument("--config", type=Path, help="suite file whose problems to list")
     parity = sub.add_parser("parity", help="write parity.csv (scratch vs torch.optim)")
     parity.add_argument("--out", type=Path, default=Path("results/parity"))
     parity.add_argument("--steps", type=str, default="100")
     return parser
 
 
-def overrides_from_args(args: argparse.Namespace):  # -> spec.Overrides
-    from bench.device import resolve_devices
-    from bench.spec import (
-        Overrides,
-        check_numbers,
-        parse_csv_list,
-        parse_impls,
-        parse_int_list,
-        parse_methods,
-    )
-
+def overrides_from_args(args: argparse.Namespace) -> Overrides:
     o = Overrides(
         datasets=parse_csv_list(args.datasets, "--datasets") if args.datasets else None,
+        problems=parse_csv_list(args.problems, "--problems") if args.problems else None,
         targets=parse_csv_list(args.targets, "--targets") if args.targets else None,
         features=parse_csv_list(args.features, "--features") if args.features else None,
         model=args.model,
@@ -125,9 +143,7 @@ def overrides_from_args(args: argparse.Namespace):  # -> spec.Overrides
     return o
 
 
-def load_suite(args: argparse.Namespace):  # -> spec.Suite
-    from bench.spec import DEFAULT_SUITE, apply_overrides, suite_from_toml
-
+def load_suite(args: argparse.Namespace) -> Suite:
     overrides = overrides_from_args(args)
     suite = suite_from_toml(args.config or DEFAULT_SUITE)
     return apply_overrides(suite, overrides)
@@ -137,25 +153,27 @@ def _say(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def cmd_run(args: argparse.Namespace) -> int:
-    from bench import envinfo, perf, report
-    from bench.outputs import staged_dir
-    from bench.runner import run_all
+def _executor(args: argparse.Namespace) -> executors.Executor:
+    return executors.get(args.executor or "serial")
 
+
+def cmd_run(args: argparse.Namespace) -> int:
     suite = load_suite(args)
+    SweepConfig.from_mapping(suite.sweep)  # a malformed [sweep] table is an error here too
     specs = suite.expand()
+    executor = _executor(args)
     out = args.out or DEFAULT_OUT
     env = envinfo.collect(args.argv)
     _say(f"optbench: {len(specs)} runs ({suite.name} suite) on {', '.join(suite.devices)}")
     t0 = time.perf_counter()
-    results = run_all(specs)
+    results = run_all(specs, executor)
     t1 = time.perf_counter()
     parity = None if args.no_parity else _parity_frame(steps=100)
     t2 = time.perf_counter()
     # The latest `nox -s perf` results, if any, linked from this report (never re-measured here).
-    performance = perf.markdown_section(PERF_CSV, relative_to=out)
+    performance = perf_results.markdown_section(PERF_CSV, relative_to=out)
     with staged_dir(out) as stage:
-        report.write_all(stage, results, env, parity, performance=performance)
+        run_report.write_all(stage, results, env, parity, performance=performance)
     t3 = time.perf_counter()
     diverged = sum(r.summary["status"] == "diverged" for r in results)
     _say(
@@ -166,13 +184,6 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from dataclasses import replace
-
-    from bench import envinfo, sweep_report
-    from bench.outputs import staged_dir
-    from bench.spec import parse_int_list
-    from bench.sweep import SweepConfig, grid_specs, run_sweep
-
     rerun_seeds = args.seeds
     args.seeds = None  # --seeds means the reruns' seeds here, not the suite's
     suite = load_suite(args)
@@ -189,6 +200,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     if args.no_claims:
         overrides["claims"] = False
     config = replace(config, **overrides)
+    executor = _executor(args)
     out = args.out or Path("results/sweep")
     grid, skipped = grid_specs(suite, config)
     env = envinfo.collect(args.argv)
@@ -198,7 +210,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
                                          skipped else "")
     )  # fmt: skip
     t0 = time.perf_counter()
-    result = run_sweep(suite, config)
+    result = run_sweep(suite, config, executor)
     with staged_dir(out) as stage:
         sweep_report.write_all(stage, result, config, env)
     _say(
@@ -208,34 +220,24 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     return 0
 
 
-def _parity_frame(steps: int):
-    import pandas as pd
-
-    from optimizers.parity import parity_table
-
+def _parity_frame(steps: int) -> pd.DataFrame:
     return pd.DataFrame(parity_table(steps=steps))
 
 
 def cmd_parity(args: argparse.Namespace) -> int:
-    from bench.outputs import staged_dir
-    from bench.report import write_csv
-
     steps = _int("--steps")(args.steps)
     if steps < 1:
         raise ConfigError(f"--steps must be >= 1, got {steps}")
     frame = _parity_frame(steps)
     with staged_dir(args.out) as stage:
-        write_csv(frame, stage / "parity.csv")
+        write(frame, stage / "parity.csv")
     bitwise = int(frame["bitwise"].sum())
     _say(f"parity: {bitwise} of {len(frame)} cases bitwise equal; wrote {args.out / 'parity.csv'}")
     return 0
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    import datasets
-    import optimizers
-    from bench.models import MODELS
-
+    suite = suite_from_toml(args.config or DEFAULT_SUITE)
     print("methods (python -m bench run --methods NAME,...):")
     for name in optimizers.names():
         m = optimizers.get(name)
@@ -247,8 +249,12 @@ def cmd_list(args: argparse.Namespace) -> int:
     for name in datasets.names():
         print(f"  {name:<10} {datasets.describe(name)}")
     print("models (--model):")
-    for name, text in MODELS.items():
-        print(f"  {name:<10} {text}")
+    for name, model in MODELS.items():
+        print(f"  {name:<10} {model.summary}")
+    print(f"problems of the {suite.name} suite (--problems NAME,...):")
+    for p in suite.problems:
+        methods = ", ".join(p.methods or suite.methods)
+        print(f"  {p.label:<16} dataset {p.dataset}, model {p.model}; methods: {methods}")
     return 0
 
 

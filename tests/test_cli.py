@@ -12,8 +12,9 @@ import pandas as pd
 import pytest
 import torch
 
-from bench import cli, outputs, report
-from bench.report import EPOCH_COLUMNS
+from bench import cli, fmt
+from bench.output import files, run_report
+from bench.schema import EPOCH_COLUMNS
 
 REPO = Path(__file__).resolve().parent.parent
 TINY = [
@@ -116,7 +117,7 @@ def test_report_has_every_section_and_numbers_from_the_data(tiny_run: Path):
         assert heading in text
     runs = pd.read_csv(tiny_run / "runs.csv")
     best = runs[runs["impl"] == "scratch"].groupby("method")["final_train_loss"].median()
-    assert f"`{best.idxmin()}` ({report.fmt(best.min())}, median over seeds)" in text
+    assert f"`{best.idxmin()}` ({fmt.num(best.min())}, median over seeds)" in text
     for png in ("loss_vs_epoch.png", "epoch_time.png"):
         assert f"]({png})" in text
         assert (tiny_run / png).stat().st_size > 10_000
@@ -277,7 +278,7 @@ def test_a_failure_while_writing_leaves_the_previous_results(monkeypatch, capsys
         (stage / "epochs.csv").write_text("half")
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(report, "write_all", explode)
+    monkeypatch.setattr(run_report, "write_all", explode)
     with pytest.raises(RuntimeError, match="disk full"):
         cli.main(["run", *TINY, "--out", str(out)])
     assert [p.name for p in out.iterdir()] == ["report.md"]
@@ -289,7 +290,7 @@ def test_staged_dir_replaces_old_results_in_one_swap(tmp_path):
     out = tmp_path / "out"
     out.mkdir()
     (out / "old.txt").write_text("old")
-    with outputs.staged_dir(out) as stage:
+    with files.staged_dir(out) as stage:
         (stage / "new.txt").write_text("new")
         assert (out / "old.txt").exists()  # untouched until the end
     assert [p.name for p in out.iterdir()] == ["new.txt"]

@@ -19,8 +19,9 @@ from pathlib import Path
 
 import pytest
 
-from bench import perf as perf_core
-from bench import perf_cases
+from bench.perf import cases as perf_cases
+from bench.perf import results as perf_core
+from bench.perf.timing import Row
 
 OUT_ENV = "OPTBENCH_PERF_OUT"
 SCALE_ENV = "OPTBENCH_PERF_SCALE"
@@ -37,7 +38,7 @@ class Perf:
         self.scale = scale
         self._rows = rows
 
-    def run(self, case: perf_cases.Case) -> list[perf_core.Row]:
+    def run(self, case: perf_cases.Case) -> list[Row]:
         """Calibrate, then `case.round` under `benchmark.pedantic` (one call per round).
 
         pytest-benchmark's statistics are per round, i.e. every variant of the case back to

@@ -1,4 +1,4 @@
-"""The performance benchmarks of `nox -s perf` (see bench/perf_cases.py for what each times).
+"""The performance benchmarks of `nox -s perf` (see bench/perf/cases/ for what each times).
 
 Under `nox -s tests` (benchmarks disabled) each runs one round at small size: the check is
 that the code runs and its rows are well formed. Targets are recorded in perf.csv, not
@@ -12,8 +12,8 @@ import math
 import pytest
 
 import optimizers
-from bench import perf_cases
-from bench.perf import COLUMNS, Target
+from bench.perf import cases as perf_cases
+from bench.perf.timing import COLUMNS, Target
 from tests.devices import DEVICES
 
 

@@ -6,9 +6,18 @@ import math
 
 import pytest
 
-from bench import perf
-from bench.device import CpuBackend
-from bench.perf import COLUMNS, Interleaved, Row, Stats, Target
+from bench.perf import results
+from bench.perf.timing import (
+    COLUMNS,
+    Interleaved,
+    Row,
+    Stats,
+    Target,
+    above_floor,
+    compare,
+    loglog_slope,
+)
+from bench.run.device import CpuBackend
 
 
 @pytest.mark.parametrize("text", ["<= 1.00", "<= 1.10", ">= 2", ">= 10", "<= 2.5", "0.9 to 1.1"])
@@ -94,24 +103,24 @@ def test_compare_gives_time_ratios_or_speedups():
     for _ in range(3):
         timing.round()
     labels = dict(case="x", method="m", impl="scratch", size="s", device="cpu")
-    slow = perf.compare(timing, "runner", "loader", target=Target("<=", 1.0), **labels)
+    slow = compare(timing, "runner", "loader", target=Target("<=", 1.0), **labels)
     assert (slow.ratio, slow.met, slow.median, slow.baseline_median) == (0.25, "yes", 1.0, 4.0)
-    fast = perf.compare(timing, "runner", "loader", target=Target(">=", 10), speedup=True, **labels)
+    fast = compare(timing, "runner", "loader", target=Target(">=", 10), speedup=True, **labels)
     assert (fast.ratio, fast.target, fast.met) == (4.0, ">= 10", "no")
     assert fast.metric.startswith("speed-up")
-    ref = perf.compare(timing, "loader", "runner", target=None, **labels)
+    ref = compare(timing, "loader", "runner", target=None, **labels)
     assert (ref.target, ref.met) == ("", "")
 
 
 def test_loglog_slope_and_the_overhead_floor():
     ns = [1e3, 1e4, 1e5, 1e6]
     linear = [2e-6 * n for n in ns]
-    slope, _ = perf.loglog_slope(ns, linear)
+    slope, _ = loglog_slope(ns, linear)
     assert slope == pytest.approx(1.0)
     floored = [1e-3 + t for t in linear]  # a 1 ms floor hides the growth at small n
-    first = perf.above_floor(ns, floored)
+    first = above_floor(ns, floored)
     assert ns[first] == 1e4  # keeps at least the three largest n
-    assert perf.above_floor(ns[:2], floored[:2]) == 0
+    assert above_floor(ns[:2], floored[:2]) == 0
 
 
 def row(case: str, ratio: float, target: str, **kw) -> Row:
@@ -162,14 +171,14 @@ def every_case() -> list[Row]:
 
 def test_outputs_and_the_report_section(tmp_path):
     out = tmp_path / "results" / "perf"
-    names = perf.write_outputs(every_case(), out)
+    names = results.write_outputs(every_case(), out)
     assert names == ["perf.csv", "perf.md", "perf.png"]
-    df = perf.read_csv(out / "perf.csv")
+    df = results.read_csv(out / "perf.csv")
     assert tuple(df.columns) == COLUMNS
     assert len(df) == len(every_case())
     assert set(df["met"]) == {"yes", "no", ""}
 
-    md = perf.markdown_section(out / "perf.csv")
+    md = results.markdown_section(out / "perf.csv")
     assert md.startswith("## Performance")
     assert "| 1 | scratch / torch for-loop step, 2 methods (worst: adam) | tiny (cpu) | 1.20" in md
     assert "| no (1/2) |" in md
@@ -180,11 +189,11 @@ def test_outputs_and_the_report_section(tmp_path):
     assert md.endswith("(perf.png)")
     report_dir = tmp_path / "results" / "latest"
     report_dir.mkdir()
-    linked = perf.markdown_section(out / "perf.csv", relative_to=report_dir)
+    linked = results.markdown_section(out / "perf.csv", relative_to=report_dir)
     assert linked.endswith("(../perf/perf.png)")
 
 
 def test_report_section_without_results(tmp_path):
-    md = perf.markdown_section(tmp_path / "perf.csv")
+    md = results.markdown_section(tmp_path / "perf.csv")
     assert md.startswith("## Performance")
     assert "nox -s perf" in md

@@ -9,13 +9,16 @@ import torch
 import torch.nn.functional as F
 
 import optimizers
-from bench import runner
-from bench.device import CpuBackend, get_backend, resolve_devices
 from bench.errors import ConfigError
-from bench.models import ModelSpec
-from bench.problem import device_tensors, problem_data
-from bench.runner import SerialExecutor, run, run_all
-from bench.spec import Problem, RunSpec, Suite
+from bench.run import runner
+from bench.run.config import Problem, Suite
+from bench.run.data import device_tensors, problem_data
+from bench.run.device import CpuBackend, get_backend, resolve_devices
+from bench.run.executors import SerialExecutor, run_all
+from bench.run.models import ModelSpec
+from bench.run.runner import run
+from bench.run.spec import RunSpec
+from bench.run.tasks.base import initial_weights
 from tests.devices import DEVICES
 
 
@@ -96,7 +99,7 @@ def test_epoch_zero_is_the_loss_at_the_initial_weights():
     result = run(s)
     data = problem_data(*s.problem_key)
     model = ModelSpec.parse("linear").build(data.d, data.k)
-    model.load_state_dict(runner.initial_weights(data.name, "linear", data.d, data.k, s.seed))
+    model.load_state_dict(initial_weights(data.name, "linear", data.d, data.k, s.seed))
     X, Y, Xh, Yh = device_tensors(s.problem_key, "cpu", "float32")
     with torch.no_grad():
         expected = F.mse_loss(model(X), Y).item()
@@ -240,7 +243,7 @@ def test_runs_on_every_device_from_the_same_start(device):
 @pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device; none present")
 def test_cuda_stopwatch_times_queued_work_not_the_launch():
-    from bench.device import CudaEventStopwatch
+    from bench.run.device import CudaEventStopwatch
 
     watch = CudaEventStopwatch(torch.device("cuda"))
     watch.start()

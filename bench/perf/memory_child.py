@@ -1,4 +1,4 @@
-"""Peak memory of a full-batch run, measured in a fresh process: `python -m bench.perf_memory N`.
+"""Peak memory of a full-batch run, in a fresh process: `python -m bench.perf.memory_child N`.
 
 Runs `gd` through `runner.run` on an N x 100 float32 synthetic with no hold-out (the batch is
 the whole dataset) and prints one JSON line: the process's peak resident set (VmHWM), the
@@ -12,6 +12,11 @@ import json
 import resource
 import sys
 from typing import Any
+
+from bench.perf.cases.memory import memory_dataset
+from bench.run.data import load_dataset
+from bench.run.runner import run
+from bench.run.spec import RunSpec
 
 EPOCHS = 2
 
@@ -30,11 +35,6 @@ def rss_bytes(field: str) -> int:
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    from bench.perf_cases import memory_dataset
-    from bench.problem import load_dataset
-    from bench.runner import run
-    from bench.spec import RunSpec
-
     n = int((argv if argv is not None else sys.argv[1:])[0])
     spec = RunSpec(
         dataset=memory_dataset(n),

@@ -10,7 +10,7 @@ import matplotlib
 matplotlib.use("Agg")  # files only; never needs a display
 import matplotlib.pyplot as plt
 
-from bench.perf import Target, loglog_slope
+from bench.perf.timing import Target, loglog_slope
 
 GOOD, BAD, REFERENCE = "#2a9d8f", "#e76f51", "#9aa5b1"
 SIZE_COLOURS = ("#8ecae6", "#219ebc", "#023047")

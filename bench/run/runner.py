@@ -12,25 +12,23 @@ from __future__ import annotations
 import copy
 import math
 import statistics
-import sys
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
-from typing import Any, Protocol
+from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 import optimizers
-from bench.device import Backend, get_backend
-from bench.models import ModelSpec
-from bench.problem import DTYPE, device_tensors, problem_data
-from bench.seeding import derive_seed, tensor_hash
-from bench.spec import RunSpec
+from bench.run import tasks
+from bench.run.data import DTYPE, device_tensors
+from bench.run.device import Backend, get_backend
+from bench.run.seeding import derive_seed, tensor_hash
+from bench.run.spec import RunSpec
+from bench.run.tasks.base import Loss, Task
+from bench.schema import Status, problem_name
 
 WARMUP_STEPS = 8
-OK, DIVERGED = "ok", "diverged"
 
 
 @dataclass(frozen=True)
@@ -38,12 +36,6 @@ class RunResult:
     spec: RunSpec
     rows: list[dict[str, Any]]  # one per epoch, epoch 0 = the initial weights
     summary: dict[str, Any] = field(default_factory=dict)
-
-
-@lru_cache(maxsize=64)
-def initial_weights(dataset: str, model: str, d: int, k: int, seed: int) -> dict[str, torch.Tensor]:
-    """Float32 master weights, one set per (dataset, model, seed), shared by every run of it."""
-    return ModelSpec.parse(model).initial_state(d, k, derive_seed("init", dataset, model, seed))
 
 
 def shuffle_seed(dataset: str, seed: int, batch_size: int) -> int:
@@ -59,6 +51,7 @@ def train_epoch(
     batch_size: int,
     perm: torch.Tensor | None,
     out: tuple[torch.Tensor, torch.Tensor] | None = None,
+    loss_fn: Loss = tasks.Regression.loss,
 ) -> None:
     """One pass over the data in contiguous minibatches of a (once-)shuffled copy.
 
@@ -76,7 +69,7 @@ def train_epoch(
             Y = torch.index_select(Y, 0, perm, out=out[1])
     for xb, yb in zip(X.split(batch_size), Y.split(batch_size), strict=True):
         opt.zero_grad()
-        F.mse_loss(model(xb), yb).backward()
+        loss_fn(model(xb), yb).backward()
         opt.step()
 
 
@@ -99,8 +92,10 @@ class Epochs:
         batch_size: int,
         gen: torch.Generator,
         backend: Backend,
+        loss_fn: Loss = tasks.Regression.loss,
     ) -> None:
         self.model, self.opt, self.X, self.Y = model, opt, X, Y
+        self.loss_fn = loss_fn
         self.batch_size = batch_size
         self.gen = gen
         self.backend = backend
@@ -114,50 +109,53 @@ class Epochs:
             perm = torch.randperm(self.X.shape[0], generator=self.gen).to(self.X.device)
         self.backend.synchronize()
         self.stopwatch.start()
-        train_epoch(self.model, self.opt, self.X, self.Y, self.batch_size, perm, self.buffers)
+        train_epoch(
+            self.model, self.opt, self.X, self.Y, self.batch_size, perm, self.buffers, self.loss_fn
+        )
         return self.stopwatch.stop()
 
 
-def _evaluate(model: nn.Module, data: Sequence[torch.Tensor]) -> tuple[float, float]:
+def _evaluate(task: Task, model: nn.Module, data: Sequence[torch.Tensor]) -> tuple[float, float]:
     X_train, Y_train, X_hold, Y_hold = data
     with torch.no_grad():
-        losses = [F.mse_loss(model(X_train), Y_train)]
+        losses = [task.loss(model(X_train), Y_train)]
         if X_hold.shape[0]:
-            losses.append(F.mse_loss(model(X_hold), Y_hold))
+            losses.append(task.loss(model(X_hold), Y_hold))
         values = torch.stack(losses).tolist()  # one device->host transfer
     return values[0], (values[1] if len(values) > 1 else math.nan)
 
 
-def _warm_up(spec: RunSpec, model: nn.Module, X: torch.Tensor, Y: torch.Tensor) -> None:
+def _warm_up(spec: RunSpec, task: Task, model: nn.Module, X: torch.Tensor, Y: torch.Tensor) -> None:
     """A few steps on throwaway copies, through the same code path as the timed epochs."""
     model = copy.deepcopy(model)
     opt = optimizers.build(spec.method, model.parameters(), impl=spec.impl, **spec.hparams_dict)
     n = min(X.shape[0], WARMUP_STEPS * spec.batch_size)
     perm = torch.arange(n, device=X.device) if spec.batch_size < X.shape[0] else None
-    train_epoch(model, opt, X[:n], Y[:n], spec.batch_size, perm)
-    train_epoch(model, opt, X[:n], Y[:n], spec.batch_size, perm)
+    for _ in range(2):
+        train_epoch(model, opt, X[:n], Y[:n], spec.batch_size, perm, loss_fn=task.loss)
 
 
 def run(spec: RunSpec, backend: Backend | None = None) -> RunResult:
     """Train per the spec; a non-finite loss ends the run with status 'diverged'."""
     backend = backend or get_backend(spec.device)
     device = backend.torch_device
-    data = problem_data(*spec.problem_key)
+    task = tasks.get(spec.task)
+    data = task.data(spec)
     tensors = device_tensors(spec.problem_key, spec.device, spec.dtype)
     X_train, Y_train = tensors[0], tensors[1]
     n = X_train.shape[0]
 
-    model = ModelSpec.parse(spec.model).build(data.d, data.k)
-    model.load_state_dict(initial_weights(data.name, spec.model, data.d, data.k, spec.seed))
+    model = task.model(spec, data)
     model.to(device=device, dtype=DTYPE[spec.dtype])
     init_hash = tensor_hash(model.state_dict())  # of the run's own starting tensors
     opt = optimizers.build(spec.method, model.parameters(), impl=spec.impl, **spec.hparams_dict)
-    _warm_up(spec, model, X_train, Y_train)
+    _warm_up(spec, task, model, X_train, Y_train)
 
     gen = torch.Generator().manual_seed(shuffle_seed(data.name, spec.seed, spec.batch_size))
-    epochs = Epochs(model, opt, X_train, Y_train, spec.batch_size, gen, backend)
+    epochs = Epochs(model, opt, X_train, Y_train, spec.batch_size, gen, backend, task.loss)
     base = {
         "run_id": spec.run_id,
+        "problem": spec.problem or problem_name(data.name, spec.model),
         "dataset": data.name,
         "model": spec.model,
         "method": spec.method,
@@ -170,20 +168,21 @@ def run(spec: RunSpec, backend: Backend | None = None) -> RunResult:
         "hparams": spec.hparams_json,
         "init_hash": init_hash,
     }
-    train_loss, hold_loss = _evaluate(model, tensors)
-    rows = [_row(base, 0, train_loss, hold_loss, 0.0, 0.0, OK)]
-    status, elapsed, times = OK, 0.0, []
+    train_loss, hold_loss = _evaluate(task, model, tensors)
+    rows = [_row(base, 0, train_loss, hold_loss, 0.0, 0.0, Status.OK)]
+    status, elapsed, times = Status.OK, 0.0, []
     for epoch in range(1, spec.epochs + 1):
         seconds = epochs.timed()
         times.append(seconds)
         elapsed += seconds
-        train_loss, hold_loss = _evaluate(model, tensors)
+        train_loss, hold_loss = _evaluate(task, model, tensors)
         if not math.isfinite(train_loss):
-            status = DIVERGED
+            status = Status.DIVERGED
         rows.append(_row(base, epoch, train_loss, hold_loss, seconds, elapsed, status))
-        if status == DIVERGED:
+        if status == Status.DIVERGED:
             break
-    return RunResult(spec, rows, _summary(base, rows, times, status, data, spec, n))
+    loss_star = task.optimum(spec, data)
+    return RunResult(spec, rows, _summary(base, rows, times, status, data, spec, n, loss_star))
 
 
 def _row(
@@ -214,13 +213,12 @@ def _summary(
     data: Any,
     spec: RunSpec,
     n: int,
+    loss_star: float,
 ) -> dict[str, Any]:
     q1, _, q3 = (
         statistics.quantiles(times, n=4, method="inclusive") if len(times) > 1 else [times[0]] * 3
     )
     last = rows[-1]
-    linear = ModelSpec.parse(spec.model).kind == "linear"
-    loss_star = data.loss_star if linear else math.nan
     return {
         **base,
         "epochs": spec.epochs,
@@ -229,50 +227,13 @@ def _summary(
         "n_train": n,
         "n_holdout": data.X_hold.shape[0],
         "status": status,
-        "diverged_epoch": last["epoch"] if status == DIVERGED else None,
+        "diverged_epoch": last["epoch"] if status == Status.DIVERGED else None,
         "initial_loss": rows[0]["train_loss"],
         "final_train_loss": last["train_loss"],
         "final_holdout_loss": last["holdout_loss"],
         "loss_star": loss_star,
-        "gap_to_optimum": last["train_loss"] - loss_star if linear else math.nan,
+        "gap_to_optimum": last["train_loss"] - loss_star,
         "median_epoch_time_s": statistics.median(times),
         "iqr_epoch_time_s": q3 - q1,
         "total_time_s": sum(times),
     }
-
-
-# ----------------------------------------------------------------------------------------------
-# Executors: how specs are mapped to results. Runs never depend on which one is used.
-
-
-class Executor(Protocol):
-    def map(
-        self, fn: Callable[[RunSpec], RunResult], specs: Sequence[RunSpec]
-    ) -> Iterator[RunResult]: ...
-
-
-class SerialExecutor:
-    """One run after another in this process: nothing else competes for the clock."""
-
-    def map(
-        self, fn: Callable[[RunSpec], RunResult], specs: Sequence[RunSpec]
-    ) -> Iterator[RunResult]:
-        return map(fn, specs)
-
-
-def _progress(results: Iterable[RunResult], total: int, desc: str) -> Iterable[RunResult]:
-    """A progress bar on a terminal, nothing when stderr is a file or a pipe (CI logs)."""
-    if not sys.stderr.isatty():
-        return results
-    from tqdm import tqdm
-
-    return tqdm(results, total=total, desc=desc, unit="run", file=sys.stderr)
-
-
-def run_all(
-    specs: Sequence[RunSpec],
-    executor: Executor | None = None,
-    fn: Callable[[RunSpec], RunResult] = run,
-    desc: str = "runs",
-) -> list[RunResult]:
-    return list(_progress((executor or SerialExecutor()).map(fn, specs), len(specs), desc))

@@ -1,148 +1,29 @@
-"""Turn run results into the output folder: CSVs, env.json, plots and report.md.
+"""The run report: turn results into the output folder (CSVs, env.json, plots, report.md).
 
 Every number in the report is computed here from the tidy tables; nothing is typed in by hand.
 """
 
 from __future__ import annotations
 
-import json
-import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from bench import plots
-from bench.runner import RunResult
+from bench import fmt
+from bench.analysis.stats import median_ci
+from bench.analysis.tables import median_over_seeds, parity_by_method, tables, time_ratio
+from bench.output import plots
+from bench.output.files import write
+from bench.run.runner import RunResult
+from bench.schema import Status
 
-EPOCH_COLUMNS = [
-    "run_id",
-    "dataset",
-    "model",
-    "method",
-    "impl",
-    "device",
-    "dtype",
-    "seed",
-    "batch_size",
-    "lr",
-    "hparams",
-    "init_hash",
-    "epoch",
-    "train_loss",
-    "holdout_loss",
-    "epoch_time_s",
-    "elapsed_s",
-    "status",
-]
-RUN_KEYS = ["dataset", "model", "method", "device", "dtype", "seed", "hparams"]
 INTERVAL = (
     "median [95% interval] over seeds (bootstrap percentile interval of the median; for 5 or "
     "fewer seeds it is the seeds' [min, max])"
 )
-
-
-def tables(results: Sequence[RunResult]) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(epochs, runs): one row per run x epoch, and one row per run."""
-    rows = [row for r in results for row in r.rows]
-    extra = [k for k in (rows[0] if rows else {}) if k not in EPOCH_COLUMNS]  # e.g. sweep phase
-    epochs = pd.DataFrame(rows, columns=EPOCH_COLUMNS + extra)
-    runs = pd.DataFrame([r.summary for r in results])
-    return epochs, runs
-
-
-def write_csv(df: pd.DataFrame, path: Path) -> Path:
-    df.to_csv(path, index=False, float_format="%.9g")
-    return path
-
-
-# ----------------------------------------------------------------------------------------------
-# Formatting
-
-
-def fmt(x: Any, digits: int = 4) -> str:
-    if x is None or (isinstance(x, float) and math.isnan(x)):
-        return "–"
-    if isinstance(x, float | np.floating):
-        if not math.isfinite(x):
-            return "inf" if x > 0 else "-inf"
-        return f"{x:.{digits}g}"
-    return str(x)
-
-
-def fmt_time(seconds: float) -> str:
-    if seconds is None or not math.isfinite(seconds):
-        return "–"
-    if seconds < 1e-3:
-        return f"{seconds * 1e6:.0f} µs"
-    if seconds < 1:
-        return f"{seconds * 1e3:.3g} ms"
-    return f"{seconds:.3g} s"
-
-
-def md_table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
-    return "\n".join(lines)
-
-
-# ----------------------------------------------------------------------------------------------
-# Analyses shared by tables and findings
-
-
-def problem_of(df: pd.DataFrame) -> pd.Series:
-    return [plots.problem_label(d, m) for d, m in zip(df["dataset"], df["model"], strict=True)]
-
-
-def pair_scratch_torch(epochs: pd.DataFrame) -> pd.DataFrame:
-    """Every epoch of every scratch run next to the same epoch of its torch.optim twin."""
-    keys = [*RUN_KEYS, "epoch"]
-    s = epochs[epochs["impl"] == "scratch"]
-    t = epochs[epochs["impl"] == "torch"]
-    both = s.merge(t, on=keys, suffixes=("_scratch", "_torch"))
-    a, b = both["train_loss_scratch"], both["train_loss_torch"]
-    both["abs_diff"] = (a - b).abs()
-    both["rel_diff"] = both["abs_diff"] / b.abs().where(b != 0, 1.0)
-    same = (a == b) | (a.isna() & b.isna())
-    both["abs_diff"] = both["abs_diff"].where(~same, 0.0)
-    both["rel_diff"] = both["rel_diff"].where(~same, 0.0)
-    both["identical"] = same
-    return both
-
-
-def parity_by_method(epochs: pd.DataFrame) -> pd.DataFrame:
-    both = pair_scratch_torch(epochs)
-    if both.empty:
-        return pd.DataFrame(columns=["method", "pairs", "identical_runs", "max_abs", "max_rel"])
-    per_run = both.groupby([*RUN_KEYS], sort=False).agg(
-        identical=("identical", "all"), max_abs=("abs_diff", "max"), max_rel=("rel_diff", "max")
-    )
-    out = per_run.groupby("method", sort=False).agg(
-        pairs=("identical", "size"),
-        identical_runs=("identical", "sum"),
-        max_abs=("max_abs", "max"),
-        max_rel=("max_rel", "max"),
-    )
-    return out.reset_index()
-
-
-def time_ratio(runs: pd.DataFrame) -> pd.DataFrame:
-    """scratch / torch median epoch time, per paired run."""
-    s = runs[runs["impl"] == "scratch"]
-    t = runs[runs["impl"] == "torch"]
-    both = s.merge(t, on=RUN_KEYS, suffixes=("_scratch", "_torch"))
-    both["ratio"] = both["median_epoch_time_s_scratch"] / both["median_epoch_time_s_torch"]
-    return both
-
-
-def median_over_seeds(runs: pd.DataFrame, column: str) -> pd.DataFrame:
-    return (
-        runs.groupby(["dataset", "model", "method", "impl", "device"], sort=False)[column]
-        .median()
-        .reset_index()
-    )
 
 
 # ----------------------------------------------------------------------------------------------
@@ -154,26 +35,25 @@ def findings(runs: pd.DataFrame, epochs: pd.DataFrame) -> list[str]:
     scratch = runs[(runs["impl"] == "scratch") & (runs["device"] == runs["device"].iloc[0])]
     finals = median_over_seeds(scratch, "final_train_loss")
     times = median_over_seeds(scratch, "median_epoch_time_s")
-    for (dataset, model), g in finals.groupby(["dataset", "model"], sort=False):
-        label = plots.problem_label(dataset, model)
+    for label, g in finals.groupby("problem", sort=False):
         g = g[np.isfinite(g["final_train_loss"])]
         if g.empty:
             continue
         best = g.loc[g["final_train_loss"].idxmin()]
         worst = g.loc[g["final_train_loss"].idxmax()]
-        t = times[(times["dataset"] == dataset) & (times["model"] == model)].set_index("method")
+        t = times[times["problem"] == label].set_index("method")
         fastest = t["median_epoch_time_s"].idxmin()
         out.append(
             f"**{label}**: lowest final training loss with `{best['method']}` "
-            f"({fmt(best['final_train_loss'])}, median over seeds), highest with "
-            f"`{worst['method']}` ({fmt(worst['final_train_loss'])}); cheapest epoch: "
-            f"`{fastest}` ({fmt_time(t.loc[fastest, 'median_epoch_time_s'])})."
+            f"({fmt.num(best['final_train_loss'])}, median over seeds), highest with "
+            f"`{worst['method']}` ({fmt.num(worst['final_train_loss'])}); cheapest epoch: "
+            f"`{fastest}` ({fmt.seconds(t.loc[fastest, 'median_epoch_time_s'])})."
         )
         out.extend(_batch_regime_findings(label, g.set_index("method"), t))
-    diverged = runs[runs["status"] == "diverged"]
+    diverged = runs[runs["status"] == Status.DIVERGED]
     if not diverged.empty:
         parts = [
-            f"`{m}` on {', '.join(sorted(set(problem_of(g))))} ({len(g)} runs)"
+            f"`{m}` on {', '.join(sorted(set(g['problem'])))} ({len(g)} runs)"
             for m, g in diverged.groupby("method", sort=False)
         ]
         out.append(f"Diverged (non-finite loss, rows kept): {'; '.join(parts)}.")
@@ -189,7 +69,7 @@ def findings(runs: pd.DataFrame, epochs: pd.DataFrame) -> list[str]:
         )
         if worst["max_rel"] > 0:
             text += (
-                f"; the largest relative difference anywhere is {fmt(worst['max_rel'], 3)} "
+                f"; the largest relative difference anywhere is {fmt.num(worst['max_rel'], 3)} "
                 f"(`{worst['method']}`)"
             )
         out.append(text + ".")
@@ -203,13 +83,13 @@ def findings(runs: pd.DataFrame, epochs: pd.DataFrame) -> list[str]:
     hold = scratch[np.isfinite(scratch["final_holdout_loss"])]
     if not hold.empty:
         gaps = median_over_seeds(hold.assign(gap=hold["final_holdout_loss"]), "gap")
-        for (dataset, model), g in gaps.groupby(["dataset", "model"], sort=False):
+        for label, g in gaps.groupby("problem", sort=False):
             if not np.isfinite(g["gap"]).any():
                 continue
             best = g.loc[g["gap"].idxmin()]
             out.append(
-                f"Hold-out, {plots.problem_label(dataset, model)}: lowest final hold-out loss "
-                f"with `{best['method']}` ({fmt(best['gap'])})."
+                f"Hold-out, {label}: lowest final hold-out loss "
+                f"with `{best['method']}` ({fmt.num(best['gap'])})."
             )
     return out
 
@@ -222,12 +102,12 @@ def _batch_regime_findings(label: str, loss: pd.DataFrame, t: pd.DataFrame) -> l
     cost = t.loc["sgd", "median_epoch_time_s"] / t.loc["gd", "median_epoch_time_s"]
     text = (
         f"{label}: SGD (batch 1) ends {'lower' if sgd < gd else 'higher'} than full-batch GD "
-        f"({fmt(sgd)} vs {fmt(gd)}) and an SGD epoch costs {cost:.1f}x a GD epoch"
+        f"({fmt.num(sgd)} vs {fmt.num(gd)}) and an SGD epoch costs {cost:.1f}x a GD epoch"
     )
     if "minibatch" in loss.index and "minibatch" in t.index:
         mb = loss.loc["minibatch", "final_train_loss"]
         mcost = t.loc["minibatch", "median_epoch_time_s"] / t.loc["gd", "median_epoch_time_s"]
-        text += f"; minibatch ends at {fmt(mb)} for {mcost:.1f}x"
+        text += f"; minibatch ends at {fmt.num(mb)} for {mcost:.1f}x"
     return [text + "."]
 
 
@@ -236,64 +116,58 @@ def _batch_regime_findings(label: str, loss: pd.DataFrame, t: pd.DataFrame) -> l
 
 
 def _interval(values: pd.Series, time: bool = False) -> str:
-    """median [95% interval] over seeds (bench.stats), in seconds units when `time`."""
-    from bench.stats import median_ci
-
-    est = median_ci(values.astype(float).to_numpy())
-    f = fmt_time if time else fmt
-    if est.n == 0:
-        return ""
-    if est.lo == est.hi:
-        return f(est.median)
-    return f"{f(est.median)} [{f(est.lo)}, {f(est.hi)}]"
+    """median [95% interval] over seeds, in seconds units when `time`."""
+    return median_ci(values.astype(float).to_numpy()).text(time)
 
 
 def _metric_table(
     runs: pd.DataFrame, column: str, *, by_impl: bool = False, time: bool = False
 ) -> str:
     """Methods (x impls) down, problems across; cells median [95% interval] over seeds."""
-    problems = list(runs[["dataset", "model"]].drop_duplicates().itertuples(index=False))
+    problems = list(dict.fromkeys(runs["problem"]))
     keys = ["method", "impl"] if by_impl else ["method"]
-    groups = runs.groupby(["dataset", "model", *keys], sort=False)
+    groups = runs.groupby(["problem", *keys], sort=False)
     rows = []
     for key in runs[keys].drop_duplicates().itertuples(index=False):
         cells = [f"`{key[0]}`" + (f" ({key[1]})" if by_impl else "")]
-        for d, mod in problems:
+        for problem in problems:
             try:
-                g = groups.get_group((d, mod, *key))
+                g = groups.get_group((problem, *key))
             except KeyError:
                 cells.append("")
                 continue
-            values = g[column].where(g["status"] != "diverged", np.inf) if not time else g[column]
+            values = (
+                g[column].where(g["status"] != Status.DIVERGED, np.inf) if not time else g[column]
+            )
             cell = _interval(values, time)
-            diverged = int((g["status"] == "diverged").sum())
+            diverged = int((g["status"] == Status.DIVERGED).sum())
             cells.append(cell + (f" ({diverged} diverged)" if diverged else ""))
         rows.append(cells)
-    return md_table(["method", *[plots.problem_label(d, m) for d, m in problems]], rows)
+    return fmt.md_table(["method", *problems], rows)
 
 
 def _problems_table(runs: pd.DataFrame) -> str:
     rows = []
-    for (dataset, model), g in runs.groupby(["dataset", "model"], sort=False):
+    for problem, g in runs.groupby("problem", sort=False):
         by_lr: dict[float, list[str]] = {}
         for m, lr in g.groupby("method", sort=False)["lr"].first().items():
             by_lr.setdefault(lr, []).append(m)
         common = max(by_lr, key=lambda lr: len(by_lr[lr]))
-        lrs = fmt(common, 3) + "".join(
-            f"; {', '.join(ms)}: {fmt(lr, 3)}" for lr, ms in by_lr.items() if lr != common
+        lrs = fmt.num(common, 3) + "".join(
+            f"; {', '.join(ms)}: {fmt.num(lr, 3)}" for lr, ms in by_lr.items() if lr != common
         )
         rows.append(
             [
-                plots.problem_label(dataset, model),
+                problem,
                 int(g["n_train"].iloc[0]),
                 int(g["n_holdout"].iloc[0]),
                 int(g["epochs"].max()),
                 ", ".join(str(b) for b in sorted(set(g["batch_size"]))),
-                fmt(g["loss_star"].iloc[0]),
+                fmt.num(g["loss_star"].iloc[0]),
                 lrs,
             ]
         )
-    return md_table(
+    return fmt.md_table(
         ["problem", "train rows", "hold-out rows", "epochs", "batch sizes", "loss* (LS)", "lr"],
         rows,
     )
@@ -306,15 +180,15 @@ def _parity_tables(epochs: pd.DataFrame, parity: pd.DataFrame | None) -> str:
         parts.append(
             "Within this run (every epoch of every scratch run against its torch.optim twin, "
             "same start and batches):\n\n"
-            + md_table(
+            + fmt.md_table(
                 ["method", "paired runs", "identical at every epoch", "max |Δ loss|", "max rel Δ"],
                 [
                     [
                         f"`{r.method}`",
                         r.pairs,
                         r.identical_runs,
-                        fmt(r.max_abs, 3),
-                        fmt(r.max_rel, 3),
+                        fmt.num(r.max_abs, 3),
+                        fmt.num(r.max_rel, 3),
                     ]
                     for r in by_method.itertuples()
                 ],
@@ -332,7 +206,7 @@ def _parity_tables(epochs: pd.DataFrame, parity: pd.DataFrame | None) -> str:
             "Step-by-step parity (`parity.csv`: every method x hyperparameter case x dtype, "
             "identical parameters and gradients, parameters and optimizer state compared "
             "after every step):\n\n"
-            + md_table(
+            + fmt.md_table(
                 ["method", "cases", "bitwise equal", "steps", "max |Δ|", "max rel Δ"],
                 [
                     [
@@ -340,8 +214,8 @@ def _parity_tables(epochs: pd.DataFrame, parity: pd.DataFrame | None) -> str:
                         int(r.cases),
                         int(r.bitwise),
                         int(r.steps),
-                        fmt(r.max_abs, 3),
-                        fmt(r.max_rel, 3),
+                        fmt.num(r.max_abs, 3),
+                        fmt.num(r.max_rel, 3),
                     ]
                     for m, r in g.iterrows()
                 ],
@@ -361,7 +235,7 @@ def render(
 ) -> str:
     devices = list(dict.fromkeys(runs["device"]))
     seeds = sorted(set(runs["seed"]))
-    hashes = runs.groupby(["dataset", "model", "seed"])["init_hash"].nunique()
+    hashes = runs.groupby(["problem", "seed"])["init_hash"].nunique()
     lines = [
         f"# {title}",
         "",
@@ -369,12 +243,12 @@ def render(
         "",
         "## What was run",
         "",
-        f"- {len(runs)} runs: {runs[['dataset', 'model']].drop_duplicates().shape[0]} problems x "
+        f"- {len(runs)} runs: {runs['problem'].nunique()} problems x "
         f"{runs['method'].nunique()} methods x {runs['impl'].nunique()} implementations "
         f"({', '.join(dict.fromkeys(runs['impl']))}) x {len(devices)} device(s) "
         f"({', '.join(devices)}) x {len(seeds)} seeds ({', '.join(map(str, seeds))}); "
         f"dtype {', '.join(dict.fromkeys(runs['dtype']))}.",
-        f"- Total training time {fmt_time(runs['total_time_s'].sum())} "
+        f"- Total training time {fmt.seconds(runs['total_time_s'].sum())} "
         f"(timed steps only; evaluation and warm-up excluded).",
         f"- Same initial weights: every run of a (problem, seed) starts from the same weights; "
         f"`init_hash` has {'one value' if (hashes == 1).all() else 'SEVERAL values (bug!)'} "
@@ -387,7 +261,7 @@ def render(
         "",
         "## Environment",
         "",
-        md_table(
+        fmt.md_table(
             ["", ""],
             [
                 [
@@ -472,11 +346,10 @@ def write_all(
 ) -> list[Path]:
     """Write every output file into `out` (a staging folder) and return their paths."""
     epochs, runs = tables(results)
-    written = [write_csv(epochs, out / "epochs.csv"), write_csv(runs, out / "runs.csv")]
+    written = [write(epochs, out / "epochs.csv"), write(runs, out / "runs.csv")]
     if parity is not None:
-        written.append(write_csv(parity, out / "parity.csv"))
-    (out / "env.json").write_text(json.dumps(env, indent=2) + "\n")
-    written.append(out / "env.json")
+        written.append(write(parity, out / "parity.csv"))
+    written.append(write(env, out / "env.json"))
     figures = [
         ("Training loss per epoch", "loss_vs_epoch.png"),
         ("Training loss against wall time", "loss_vs_time.png"),
@@ -500,6 +373,6 @@ def write_all(
         written.append(plots.scratch_vs_torch(runs, out / figures[3][1]))
     else:
         figures.pop()
-    (out / "report.md").write_text(render(runs, epochs, env, figures, parity, title, performance))
-    written.append(out / "report.md")
+    report = render(runs, epochs, env, figures, parity, title, performance)
+    written.append(write(report, out / "report.md"))
     return written

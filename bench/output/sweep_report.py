@@ -11,13 +11,17 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bench import claims, plots, stats
-from bench.report import fmt, fmt_time, md_table, write_csv
+from bench import fmt
+from bench.analysis import claims, stats, targets
+from bench.output import plots
+from bench.output.files import write
+from bench.schema import Status
 from bench.sweep import SweepConfig, SweepResult
 
 SWEEP_COLUMNS = [
     "phase",
     "label",
+    "problem",
     "dataset",
     "model",
     "method",
@@ -47,25 +51,18 @@ SUMMARY_METRICS = {
 }
 
 
-def _problem(df: pd.DataFrame) -> pd.Series:
-    return pd.Series(
-        [plots.problem_label(d, m) for d, m in zip(df["dataset"], df["model"], strict=True)],
-        index=df.index,
-    )
-
-
 def summary_table(runs: pd.DataFrame) -> pd.DataFrame:
     """Per phase x problem x method: median and 95% interval of every summary metric."""
     rows = []
-    keys = ["phase", "dataset", "model", "method", "hparams"]
+    keys = ["phase", "problem", "method", "hparams"]
     for key, g in runs.groupby(keys, sort=False):
         row: dict[str, Any] = dict(zip(keys, key, strict=True))
         row["seeds"] = g["seed"].nunique()
-        row["diverged"] = int((g["status"] == "diverged").sum())
+        row["diverged"] = int((g["status"] == Status.DIVERGED).sum())
         for col in SUMMARY_METRICS:
             values = g[col].astype(float)
             if col.startswith("final_"):
-                values = values.where(g["status"] != "diverged", math.inf)
+                values = values.where(g["status"] != Status.DIVERGED, math.inf)
             est = stats.median_ci(values.to_numpy())
             row[col], row[f"{col}_lo"], row[f"{col}_hi"] = est.median, est.lo, est.hi
         gap = (g["final_holdout_loss"] - g["final_train_loss"]).astype(float)
@@ -78,7 +75,7 @@ def summary_table(runs: pd.DataFrame) -> pd.DataFrame:
 
 def _cell(row: Any, col: str, time: bool = False) -> str:
     med, lo, hi = getattr(row, col), getattr(row, f"{col}_lo"), getattr(row, f"{col}_hi")
-    f = fmt_time if time else fmt
+    f = fmt.seconds if time else fmt.num
     if not math.isfinite(med) and math.isinf(med):
         return "never" if "target" in col else "diverged"
     if lo == hi:
@@ -91,13 +88,13 @@ def _hp_text(hparams: str | None) -> str:
     if hparams is None or (isinstance(hparams, float) and math.isnan(hparams)):
         return "– (every point diverged)"
     hp = json.loads(hparams)
-    return ", ".join(f"{k}={fmt(v, 3) if isinstance(v, float) else v}" for k, v in hp.items())
+    return ", ".join(f"{k}={fmt.num(v, 3) if isinstance(v, float) else v}" for k, v in hp.items())
 
 
 def _tuned_tables(summary: pd.DataFrame) -> str:
     parts = []
     tuned = summary[summary["phase"] == "tuned"]
-    for (dataset, model), g in tuned.groupby(["dataset", "model"], sort=False):
+    for problem, g in tuned.groupby("problem", sort=False):
         rows = [
             [
                 f"`{r.method}`",
@@ -110,8 +107,8 @@ def _tuned_tables(summary: pd.DataFrame) -> str:
             for r in g.itertuples()
         ]
         parts.append(
-            f"**{plots.problem_label(dataset, model)}**\n\n"
-            + md_table(
+            f"**{problem}**\n\n"
+            + fmt.md_table(
                 [
                     "method",
                     "final train loss",
@@ -129,15 +126,15 @@ def _tuned_tables(summary: pd.DataFrame) -> str:
 def _selection_table(selection: pd.DataFrame) -> str:
     rows = [
         [
-            plots.problem_label(r.dataset, r.model),
+            r.problem,
             f"`{r.method}`",
             _hp_text(r.hparams),
-            fmt(r.score),
+            fmt.num(r.score),
             f"{r.points} ({r.diverged_points} diverged)",
         ]
         for r in selection.itertuples()
     ]
-    return md_table(
+    return fmt.md_table(
         [
             "problem",
             "method",
@@ -150,11 +147,11 @@ def _selection_table(selection: pd.DataFrame) -> str:
 
 
 def _defaults_table(summary: pd.DataFrame) -> str:
-    tuned = summary[summary["phase"] == "tuned"].set_index(["dataset", "model", "method"])
+    tuned = summary[summary["phase"] == "tuned"].set_index(["problem", "method"])
     default = summary[summary["phase"] == "default"]
     rows = []
     for r in default.itertuples():
-        key = (r.dataset, r.model, r.method)
+        key = (r.problem, r.method)
         t = next(tuned.loc[[key]].itertuples()) if key in tuned.index else None
         ratio = "–"
         if t is not None and math.isfinite(r.final_holdout_loss) and t.final_holdout_loss > 0:
@@ -163,7 +160,7 @@ def _defaults_table(summary: pd.DataFrame) -> str:
             ratio = "defaults diverge"
         rows.append(
             [
-                plots.problem_label(r.dataset, r.model),
+                r.problem,
                 f"`{r.method}`",
                 _hp_text(r.hparams),
                 _cell(r, "final_holdout_loss"),
@@ -171,7 +168,7 @@ def _defaults_table(summary: pd.DataFrame) -> str:
                 ratio,
             ]
         )
-    return md_table(
+    return fmt.md_table(
         [
             "problem",
             "method",
@@ -186,32 +183,29 @@ def _defaults_table(summary: pd.DataFrame) -> str:
 
 def _gap_table(summary: pd.DataFrame) -> str:
     tuned = summary[summary["phase"] == "tuned"]
-    problems = list(dict.fromkeys(zip(tuned["dataset"], tuned["model"], strict=True)))
+    problems = list(dict.fromkeys(tuned["problem"]))
     rows = []
     for method in dict.fromkeys(tuned["method"]):
         cells = [f"`{method}`"]
-        for d, m in problems:
-            sel = tuned[
-                (tuned["dataset"] == d) & (tuned["model"] == m) & (tuned["method"] == method)
-            ]
+        for problem in problems:
+            sel = tuned[(tuned["problem"] == problem) & (tuned["method"] == method)]
             cells.append(_cell(next(sel.itertuples()), "generalization_gap") if len(sel) else "")
         rows.append(cells)
-    return md_table(["method", *[plots.problem_label(d, m) for d, m in problems]], rows)
+    return fmt.md_table(["method", *problems], rows)
 
 
 def findings(summary: pd.DataFrame, claim_list: Sequence[claims.Claim]) -> list[str]:
     out = [c.markdown() for c in claim_list]
     tuned = summary[summary["phase"] == "tuned"]
-    for (dataset, model), g in tuned.groupby(["dataset", "model"], sort=False):
-        label = plots.problem_label(dataset, model)
+    for label, g in tuned.groupby("problem", sort=False):
         g = g[np.isfinite(g["final_holdout_loss"])]
         if g.empty:
             continue
         best = g.loc[g["final_holdout_loss"].idxmin()]
         text = (
             f"**{label}**, tuned: lowest hold-out loss with `{best['method']}` "
-            f"({fmt(best['final_holdout_loss'])} [{fmt(best['final_holdout_loss_lo'])}, "
-            f"{fmt(best['final_holdout_loss_hi'])}])"
+            f"({fmt.num(best['final_holdout_loss'])} [{fmt.num(best['final_holdout_loss_lo'])}, "
+            f"{fmt.num(best['final_holdout_loss_hi'])}])"
         )
         reached = g[np.isfinite(g["seconds_to_target"])]
         if reached.empty:
@@ -219,14 +213,14 @@ def findings(summary: pd.DataFrame, claim_list: Sequence[claims.Claim]) -> list[
         else:
             fast = reached.loc[reached["seconds_to_target"].idxmin()]
             text += (
-                f"; fastest to the target `{fast['method']}` ({fmt_time(fast['seconds_to_target'])}"
-                f", {fmt(fast['epochs_to_target'])} epochs), {len(reached)} of {len(g)} methods "
-                "reached it"
+                f"; fastest to the target `{fast['method']}` "
+                f"({fmt.seconds(fast['seconds_to_target'])}, {fmt.num(fast['epochs_to_target'])} "
+                f"epochs), {len(reached)} of {len(g)} methods reached it"
             )
         out.append(text + ".")
     default = summary[summary["phase"] == "default"]
     if not default.empty:
-        merged = default.merge(tuned, on=["dataset", "model", "method"], suffixes=("_d", "_t"))
+        merged = default.merge(tuned, on=["problem", "method"], suffixes=("_d", "_t"))
         worse = merged[merged["final_holdout_loss_d"] > merged["final_holdout_loss_t"]]
         diverged = merged[np.isinf(merged["final_holdout_loss_d"])]
         out.append(
@@ -256,15 +250,12 @@ def render(
     if config.beta1:
         extra.append(f"beta1 in {list(config.beta1)} (Adam family)")
     target = (
-        f"training loss <= {fmt(config.target)}"
+        f"training loss <= {fmt.num(config.target)}"
         if config.target is not None
         else f"training loss within {config.rel_tol:.0%} of the optimum, loss <= loss* x "
         f"{1 + config.rel_tol:g}"
     )
-    opt_rows = [
-        [plots.problem_label(r.dataset, r.model), fmt(r.optimum), r.optimum_kind]
-        for r in optimum.itertuples()
-    ]
+    opt_rows = [[r.problem, fmt.num(r.optimum), r.optimum_kind] for r in optimum.itertuples()]
     lines = [
         "# optbench sweep report",
         "",
@@ -289,7 +280,7 @@ def render(
         f"({stats.RESAMPLES:,} resamples); with 5 or fewer seeds it equals the seeds' range.",
         f'- **Target**: {target}; a run that never gets there counts as infinitely slow ("never").',
         "",
-        md_table(["problem", "loss*", "what loss* is"], opt_rows),
+        fmt.md_table(["problem", "loss*", "what loss* is"], opt_rows),
         "",
         "## Selected hyperparameters",
         "",
@@ -358,30 +349,24 @@ def write_all(
     out: Path, sweep: SweepResult, config: SweepConfig, env: dict[str, Any]
 ) -> list[Path]:
     runs, epochs = sweep.runs, sweep.epochs
-    ttt = stats.time_to_target(runs, epochs, config.rel_tol, config.target)
+    ttt = targets.time_to_target(runs, epochs, config.rel_tol, config.target)
     runs = runs.merge(ttt, on="run_id", how="left")
     written = [
-        write_csv(runs[SWEEP_COLUMNS], out / "sweep.csv"),
-        write_csv(epochs, out / "epochs.csv"),
-        write_csv(sweep.selection, out / "selection.csv"),
+        write(runs[SWEEP_COLUMNS], out / "sweep.csv"),
+        write(epochs, out / "epochs.csv"),
+        write(sweep.selection, out / "selection.csv"),
     ]
     summary = summary_table(runs[runs["phase"] != "grid"])
-    written.append(write_csv(summary, out / "summary.csv"))
+    written.append(write(summary, out / "summary.csv"))
     claim_runs = runs[runs["phase"] == "claims"]
     claim_list = claims.evaluate(claim_runs) if len(claim_runs) else []
-    written.append(
-        write_csv(
-            claims.to_frame(claim_list),
-            out / "claims.csv",
-        )
-    )
-    (out / "env.json").write_text(json.dumps(env, indent=2) + "\n")
-    written.append(out / "env.json")
+    written.append(write(claims.to_frame(claim_list), out / "claims.csv"))
+    written.append(write(env, out / "env.json"))
 
     tuned_runs = runs[runs["phase"] == "tuned"]
     tuned_epochs = epochs[epochs["run_id"].isin(set(tuned_runs["run_id"]))]
-    optimum = stats.reference_optimum(tuned_runs, tuned_epochs)
-    star = stats.run_optimum(tuned_runs, tuned_epochs)
+    optimum = targets.reference_optimum(tuned_runs, tuned_epochs)
+    star = targets.run_optimum(tuned_runs, tuned_epochs)
     figures = {
         "sensitivity": "sensitivity.png",
         "suboptimality": "suboptimality.png",
@@ -404,14 +389,10 @@ def write_all(
             title="Suboptimality of the tuned runs (median over seeds)",
         )
     )
-    times = summary[summary["phase"] == "tuned"].assign(
-        problem=lambda d: _problem(d), time=lambda d: d["seconds_to_target"]
-    )
-    taus, rho = stats.performance_profile(times[["problem", "method", "time"]])
+    times = summary[summary["phase"] == "tuned"].assign(time=lambda d: d["seconds_to_target"])
+    taus, rho = targets.performance_profile(times[["problem", "method", "time"]])
     written.append(plots.profile(taus, rho, out / figures["profile"], "tuned, wall time"))
     written.append(plots.train_vs_holdout(tuned_epochs, out / figures["generalization"]))
-    (out / "report.md").write_text(
-        render(sweep, config, summary, optimum, claim_list, env, figures)
-    )
-    written.append(out / "report.md")
+    report = render(sweep, config, summary, optimum, claim_list, env, figures)
+    written.append(write(report, out / "report.md"))
     return written

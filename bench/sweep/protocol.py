@@ -14,70 +14,22 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from bench import claims
+from bench.analysis import claims
+from bench.analysis.tables import tables
 from bench.errors import ConfigError
-from bench.runner import RunResult, run_all
-from bench.spec import Problem, RunSpec, Suite, get_method
-
-PHASES = ("grid", "tuned", "default", "claims")
-
-
-@dataclass(frozen=True)
-class SweepConfig:
-    """The `[sweep]` table of a suite; validated on construction."""
-
-    decades: float = 2.0  # grid spans lr x 10^[-decades, +decades]
-    points_per_decade: int = 2
-    momentum: tuple[float, ...] = ()  # extra axis for methods with momentum
-    beta1: tuple[float, ...] = ()  # extra axis for the Adam family
-    select_seeds: tuple[int, ...] = (0,)
-    seeds: tuple[int, ...] = (100, 101, 102, 103, 104)
-    rel_tol: float = 0.01  # time-to-target: within 1% of the optimum ...
-    target: float | None = None  # ... or this absolute training loss
-    claims: bool = True  # rerun the notebooks' crops15 experiment and test its claims
-
-    def __post_init__(self) -> None:
-        if not (math.isfinite(self.decades) and self.decades > 0):
-            raise ConfigError(f"sweep decades must be > 0, got {self.decades!r}")
-        if self.points_per_decade < 1:
-            raise ConfigError(f"sweep points_per_decade must be >= 1, got {self.points_per_decade}")
-        for m in self.momentum:
-            if not 0 <= m < 1:
-                raise ConfigError(f"sweep momentum values must be in [0, 1), got {m!r}")
-        for b in self.beta1:
-            if not 0 <= b < 1:
-                raise ConfigError(f"sweep beta1 values must be in [0, 1), got {b!r}")
-        if not self.select_seeds or not self.seeds:
-            raise ConfigError("sweep needs at least one selection seed and one rerun seed")
-        if not (math.isfinite(self.rel_tol) and self.rel_tol >= 0):
-            raise ConfigError(f"sweep rel_tol must be >= 0, got {self.rel_tol!r}")
-        if self.target is not None and not (math.isfinite(self.target) and self.target > 0):
-            raise ConfigError(f"sweep target must be a loss > 0, got {self.target!r}")
-
-    @classmethod
-    def from_mapping(cls, table: Mapping[str, Any]) -> SweepConfig:
-        known = {f for f in cls.__dataclass_fields__}
-        bad = sorted(set(table) - known)
-        if bad:
-            raise ConfigError(
-                f"[sweep]: unknown key {', '.join(bad)}; allowed: {', '.join(sorted(known))}"
-            )
-        kw = {k: tuple(v) if isinstance(v, list) else v for k, v in table.items()}
-        try:
-            return cls(**kw)
-        except TypeError as exc:
-            raise ConfigError(f"[sweep]: {exc}") from None
-
-    def lr_factors(self) -> np.ndarray:
-        k = round(self.decades * self.points_per_decade)
-        return 10.0 ** (np.arange(-k, k + 1) / self.points_per_decade)
+from bench.run.config import Suite
+from bench.run.executors import Executor, run_all
+from bench.run.runner import RunResult
+from bench.run.spec import RunSpec, get_method
+from bench.schema import Status, freeze_hparams
+from bench.sweep.config import SweepConfig
 
 
 @dataclass(frozen=True)
@@ -105,7 +57,7 @@ def _tag(results: Sequence[RunResult], phase: str, labels: Sequence[str]) -> lis
 
 
 def _with_hparams(spec: RunSpec, **hp: Any) -> RunSpec:
-    return replace(spec, hparams=_frozen({**spec.hparams_dict, **hp}))
+    return replace(spec, hparams=freeze_hparams({**spec.hparams_dict, **hp}))
 
 
 def grid_specs(suite: Suite, config: SweepConfig) -> tuple[list[RunSpec], list[str]]:
@@ -115,11 +67,7 @@ def grid_specs(suite: Suite, config: SweepConfig) -> tuple[list[RunSpec], list[s
         methods = problem.methods or suite.methods
         probe = suite.spec_for(problem, methods[0], "scratch", "cpu", config.select_seeds[0])
         if probe.holdout == 0:
-            skipped.append(
-                problem.dataset
-                if problem.model == "linear"
-                else f"{problem.dataset} · {problem.model}"
-            )
+            skipped.append(problem.label)
             continue
         for name in methods:
             method = get_method(name)
@@ -138,22 +86,19 @@ def grid_specs(suite: Suite, config: SweepConfig) -> tuple[list[RunSpec], list[s
 
 
 def select(grid: pd.DataFrame) -> pd.DataFrame:
-    """Per (dataset, model, method): the hparams with the lowest median final hold-out loss.
+    """Per (problem, method): the hparams with the lowest median final hold-out loss.
 
     `grid` is a runs table (one row per grid run). Diverged or non-finite hold-out losses
     count as +inf, so they never win; if every point diverged, `hparams` is None.
     """
-    g = grid.copy()
-    score = g["final_holdout_loss"].astype(float)
-    g["score"] = score.where(np.isfinite(score) & (g["status"] != "diverged"), math.inf)
+    g = grid.assign(score=selection_score(grid))
     rows = []
-    for (dataset, model, method), h in g.groupby(["dataset", "model", "method"], sort=False):
+    for (problem, method), h in g.groupby(["problem", "method"], sort=False):
         per_point = h.groupby("hparams", sort=False)["score"].median()
         best = per_point.idxmin() if np.isfinite(per_point).any() else None
         rows.append(
             {
-                "dataset": dataset,
-                "model": model,
+                "problem": problem,
                 "method": method,
                 "hparams": best,
                 "score": per_point.min(),
@@ -164,49 +109,43 @@ def select(grid: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _frozen(hp: Mapping[str, Any]) -> tuple[tuple[str, Any], ...]:
-    return tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in hp.items()))
+def selection_score(runs: pd.DataFrame) -> pd.Series:
+    """What selection minimises: the final hold-out loss, +inf where diverged or non-finite."""
+    score = runs["final_holdout_loss"].astype(float)
+    return score.where(np.isfinite(score) & (runs["status"] != Status.DIVERGED), math.inf)
 
 
 def rerun_specs(
     suite: Suite, config: SweepConfig, selection: pd.DataFrame
 ) -> tuple[list[RunSpec], list[RunSpec]]:
     """(tuned, default) specs: the selected setting and the library defaults, fresh seeds."""
-    problems = {_label(p): p for p in suite.problems}
     tuned, default = [], []
     for row in selection.itertuples():
-        problem = problems[(row.dataset, row.model)]
+        problem = suite.problem(row.problem)
         method = get_method(row.method)
         library = {**method.hparams, "lr": method.resolve()["lr"]}
         for seed in config.seeds:
             base = suite.spec_for(problem, row.method, "scratch", "cpu", seed)
             if row.hparams is not None:
-                tuned.append(replace(base, hparams=_frozen(json.loads(row.hparams))))
-            default.append(replace(base, hparams=_frozen(library)))
+                tuned.append(replace(base, hparams=freeze_hparams(json.loads(row.hparams))))
+            default.append(replace(base, hparams=freeze_hparams(library)))
     return tuned, default
 
 
-def _label(problem: Problem) -> tuple[str, str]:
-    from bench.problem import load_dataset
-
-    return load_dataset(problem.dataset, problem.targets, problem.features).name, problem.model
-
-
-def run_sweep(suite: Suite, config: SweepConfig) -> SweepResult:
+def run_sweep(suite: Suite, config: SweepConfig, executor: Executor | None = None) -> SweepResult:
     """Grid -> selection -> tuned and default reruns (+ the notebooks' claims experiment)."""
-    from bench.report import tables
-
     grid, skipped = grid_specs(suite, config)
     if not grid:
         raise ConfigError("nothing to sweep: no problem has a hold-out split (set holdout > 0)")
-    results = _tag(run_all(grid, desc="sweep grid"), "grid", [s.method for s in grid])
+    results = _tag(run_all(grid, executor, desc="sweep grid"), "grid", [s.method for s in grid])
     selection = select(tables(results)[1])
     tuned, default = rerun_specs(suite, config, selection)
     for phase, specs in (("tuned", tuned), ("default", default)):
-        results += _tag(run_all(specs, desc=f"{phase} reruns"), phase, [s.method for s in specs])
+        batch = run_all(specs, executor, desc=f"{phase} reruns")
+        results += _tag(batch, phase, [s.method for s in specs])
     if config.claims:
         labelled = claims.claim_specs(config.seeds)
-        batch = run_all([s for _, s in labelled], desc="notebook claims")
+        batch = run_all([s for _, s in labelled], executor, desc="notebook claims")
         results += _tag(batch, "claims", [lab for lab, _ in labelled])
     epochs, runs = tables(results)
     return SweepResult(epochs, runs, selection, skipped)

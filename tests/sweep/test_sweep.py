@@ -11,9 +11,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench import claims, cli, stats
+from bench import cli
+from bench.analysis import claims, stats, targets
 from bench.errors import ConfigError
-from bench.spec import Problem, Suite
+from bench.run.config import Problem, Suite
 from bench.sweep import SweepConfig, grid_specs, select
 
 # ----------------------------------------------------------------------------------------------
@@ -25,6 +26,7 @@ def grid_table(points: list[tuple[str, float, float, str]]) -> pd.DataFrame:
     return pd.DataFrame(
         [
             {
+                "problem": "d",
                 "dataset": "d",
                 "model": "linear",
                 "method": "sgd",
@@ -165,6 +167,7 @@ def target_tables() -> tuple[pd.DataFrame, pd.DataFrame]:
     runs = pd.DataFrame(
         {
             "run_id": ["fast", "slow", "never", "boom"],
+            "problem": "d",
             "dataset": "d",
             "model": "linear",
             "loss_star": 1.0,
@@ -182,6 +185,7 @@ def target_tables() -> tuple[pd.DataFrame, pd.DataFrame]:
             "epoch": e,
             "train_loss": loss,
             "elapsed_s": 0.5 * e,
+            "problem": "d",
             "dataset": "d",
             "model": "linear",
         }
@@ -193,7 +197,7 @@ def target_tables() -> tuple[pd.DataFrame, pd.DataFrame]:
 
 def test_time_to_target_first_hit_and_infinity():
     runs, epochs = target_tables()
-    t = stats.time_to_target(runs, epochs, rel_tol=0.01).set_index("run_id")
+    t = targets.time_to_target(runs, epochs, rel_tol=0.01).set_index("run_id")
     assert t.loc["fast", "epochs_to_target"] == 2
     assert t.loc["fast", "seconds_to_target"] == 1.0
     assert t.loc["slow", "epochs_to_target"] == 3
@@ -205,14 +209,14 @@ def test_time_to_target_first_hit_and_infinity():
 
 def test_absolute_target_overrides_the_optimum():
     runs, epochs = target_tables()
-    t = stats.time_to_target(runs, epochs, target=4.0).set_index("run_id")
+    t = targets.time_to_target(runs, epochs, target=4.0).set_index("run_id")
     assert t.loc["never", "epochs_to_target"] == 2
 
 
 def test_nonlinear_problems_use_the_best_loss_any_run_reached():
     runs, epochs = target_tables()
     runs["loss_star"] = math.nan
-    ref = stats.reference_optimum(runs, epochs).iloc[0]
+    ref = targets.reference_optimum(runs, epochs).iloc[0]
     assert ref["optimum"] == 1.0
     assert ref["optimum_kind"] == "best loss any run reached"
 
@@ -225,7 +229,7 @@ def test_performance_profile_counts_problems_within_tau():
             "time": [1.0, 2.0, 3.0, 1.0, math.inf, 5.0],
         }
     )
-    _, rho = stats.performance_profile(times, taus=[1.0, 2.0, 3.0, 100.0])
+    _, rho = targets.performance_profile(times, taus=[1.0, 2.0, 3.0, 100.0])
     assert list(rho["a"]) == pytest.approx([1 / 3, 1 / 3, 2 / 3, 2 / 3])  # never on p3
     assert list(rho["b"]) == pytest.approx([2 / 3, 1.0, 1.0, 1.0])
 

@@ -21,6 +21,8 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 import optimizers
+from bench.schema import RUN_KEYS
+from bench.sweep.protocol import selection_score
 
 IMPL_STYLE = {"scratch": "-", "torch": "--", "torch-foreach": ":", "torch-fused": "-."}
 DPI = 110
@@ -33,10 +35,6 @@ def method_colors() -> dict[str, tuple]:
 
 def color_of(method: str) -> tuple:
     return method_colors().get(method, (0.3, 0.3, 0.3, 1.0))
-
-
-def problem_label(dataset: str, model: str) -> str:
-    return dataset if model == "linear" else f"{dataset} · {model}"
 
 
 def _grid(n: int, width: float = 4.2, height: float = 3.2) -> tuple[plt.Figure, list[plt.Axes]]:
@@ -108,8 +106,8 @@ def log_axis(ax: plt.Axes, which: str = "y") -> None:
 
 
 def _problems(df: pd.DataFrame, *extra: str) -> list[tuple[str, ...]]:
-    """Distinct (dataset, model, *extra) in order of appearance."""
-    return list(df[["dataset", "model", *extra]].drop_duplicates().itertuples(index=False))
+    """Distinct (problem, *extra) in order of appearance."""
+    return list(df[["problem", *extra]].drop_duplicates().itertuples(index=False))
 
 
 def _positive(values: pd.Series | np.ndarray) -> bool:
@@ -138,7 +136,7 @@ def curves(
     methods = [m for m in optimizers.names() if m in present[0]]
     impls = [i for i in IMPL_STYLE if i in present[1]]
     # One groupby for every curve of the figure (per-curve groupbys cost seconds).
-    stats = df.groupby(["dataset", "model", "method", "impl", "epoch"], sort=False).agg(
+    stats = df.groupby(["problem", "method", "impl", "epoch"], sort=False).agg(
         x=(x, "median"),
         med=("_y", "median"),
         lo=("_y", "min"),
@@ -149,21 +147,21 @@ def curves(
     finite = df[df["run_id"].isin(diverged_ids) & np.isfinite(df["_y"])]
     last_finite = finite.groupby("run_id").tail(1)  # where each diverged run was last finite
     ax_of = dict(zip(problems, axes, strict=True))
-    for (dataset, model, method, impl), g in stats.groupby(level=[0, 1, 2, 3], sort=False):
-        ax, color, ls = ax_of[(dataset, model)], color_of(method), IMPL_STYLE.get(impl, "-")
+    for (problem, method, impl), g in stats.groupby(level=[0, 1, 2], sort=False):
+        ax, color, ls = ax_of[(problem,)], color_of(method), IMPL_STYLE.get(impl, "-")
         ax.plot(g["x"], g["med"], color=color, ls=ls, lw=1.6)
         if impl == "scratch" and g["seeds"].max() > 1:
             ax.fill_between(g["x"], g["lo"], g["hi"], color=color, alpha=0.12, lw=0)
-    for ax, (dataset, model) in zip(axes, problems, strict=True):
-        sub = df[(df["dataset"] == dataset) & (df["model"] == model)]
-        marks = last_finite[(last_finite["dataset"] == dataset) & (last_finite["model"] == model)]
+    for ax, (problem,) in zip(axes, problems, strict=True):
+        sub = df[df["problem"] == problem]
+        marks = last_finite[last_finite["problem"] == problem]
         for method, g in marks.groupby("method", sort=False):
             ax.scatter(g[x], g["_y"], marker="x", s=40, color=color_of(method), zorder=5)
         if _positive(sub["_y"]):
             log_axis(ax, "y")
         if x != "epoch" and _positive(sub[x][sub["epoch"] > 0]):
             log_axis(ax, "x")
-        _label_panel(ax, problem_label(dataset, model), xlabel, ylabel)
+        _label_panel(ax, problem, xlabel, ylabel)
     return _save_grid(fig, path, title, methods, impls)
 
 
@@ -175,8 +173,8 @@ def epoch_times(epochs: pd.DataFrame, path: Path) -> Path:
     present = set(df["method"]), set(df["impl"])
     methods = [m for m in optimizers.names() if m in present[0]]
     impls = [i for i in IMPL_STYLE if i in present[1]]
-    for ax, (dataset, model, device) in zip(axes, panels, strict=True):
-        sub = df[(df["dataset"] == dataset) & (df["model"] == model) & (df["device"] == device)]
+    for ax, (problem, device) in zip(axes, panels, strict=True):
+        sub = df[(df["problem"] == problem) & (df["device"] == device)]
         pos, labels = 0.0, []
         for method in [m for m in methods if m in set(sub["method"])]:
             for j, impl in enumerate(impls):
@@ -203,7 +201,7 @@ def epoch_times(epochs: pd.DataFrame, path: Path) -> Path:
         log_axis(ax, "x")
         _label_panel(
             ax,
-            f"{problem_label(dataset, model)} ({device})",
+            f"{problem} ({device})",
             "epoch wall time (ms); box: IQR, whiskers: 1.5 IQR",
             "",
         )
@@ -213,7 +211,7 @@ def epoch_times(epochs: pd.DataFrame, path: Path) -> Path:
 
 def scratch_vs_torch(runs: pd.DataFrame, path: Path) -> Path:
     """Final training loss of each scratch run against its torch.optim twin."""
-    keys = ["dataset", "model", "method", "device", "dtype", "seed", "hparams"]
+    keys = RUN_KEYS
     both = runs[runs["impl"] == "scratch"].merge(
         runs[runs["impl"] == "torch"], on=keys, suffixes=("_scratch", "_torch")
     )
@@ -250,18 +248,16 @@ def sensitivity(grid_runs: pd.DataFrame, selection: pd.DataFrame, path: Path) ->
     problems = _problems(grid_runs)
     fig, axes = _grid(len(problems))
     methods = [m for m in optimizers.names() if m in set(grid_runs["method"])]
-    g = grid_runs.copy()
-    score = g["final_holdout_loss"].astype(float)
-    g["score"] = score.where(np.isfinite(score) & (g["status"] != "diverged"), np.inf)
+    g = grid_runs.assign(score=selection_score(grid_runs))
     # Median over selection seeds, then the best over any other axis (momentum, beta1).
-    per_point = g.groupby(["dataset", "model", "method", "lr", "hparams"], sort=False)["score"]
-    best = per_point.median().groupby(level=[0, 1, 2, 3], sort=False).min().reset_index()
+    per_point = g.groupby(["problem", "method", "lr", "hparams"], sort=False)["score"]
+    best = per_point.median().groupby(level=[0, 1, 2], sort=False).min().reset_index()
     chosen = selection.dropna(subset=["hparams"]).merge(
-        g[["dataset", "model", "method", "hparams", "lr"]].drop_duplicates(),
-        on=["dataset", "model", "method", "hparams"],
+        g[["problem", "method", "hparams", "lr"]].drop_duplicates(),
+        on=["problem", "method", "hparams"],
     )
-    for ax, (dataset, model) in zip(axes, problems, strict=True):
-        sub = best[(best["dataset"] == dataset) & (best["model"] == model)]
+    for ax, (problem,) in zip(axes, problems, strict=True):
+        sub = best[best["problem"] == problem]
         finite = sub["score"][np.isfinite(sub["score"])]
         top = finite.max() * 3 if len(finite) else 1.0
         for method, m in sub.groupby("method", sort=False):
@@ -269,7 +265,7 @@ def sensitivity(grid_runs: pd.DataFrame, selection: pd.DataFrame, path: Path) ->
             ok = np.isfinite(m["score"])
             ax.plot(m["lr"][ok], m["score"][ok], color=color, lw=1.4, marker="o", ms=3)
             ax.scatter(m["lr"][~ok], np.full((~ok).sum(), top), marker="x", color=color, s=30)
-        pick = chosen[(chosen["dataset"] == dataset) & (chosen["model"] == model)]
+        pick = chosen[chosen["problem"] == problem]
         for row in pick.itertuples():
             score_at = sub[(sub["method"] == row.method) & (sub["lr"] == row.lr)]["score"]
             if len(score_at):
@@ -286,7 +282,7 @@ def sensitivity(grid_runs: pd.DataFrame, selection: pd.DataFrame, path: Path) ->
         log_axis(ax, "x")
         if len(finite) and (finite > 0).all():
             log_axis(ax, "y")
-        _label_panel(ax, problem_label(dataset, model), "learning rate", "final hold-out loss")
+        _label_panel(ax, problem, "learning rate", "final hold-out loss")
     title = "Final hold-out loss vs learning rate (* selected, x diverged)"
     return _save_grid(fig, path, title, methods, [])
 
@@ -316,19 +312,19 @@ def train_vs_holdout(epochs: pd.DataFrame, path: Path) -> Path:
     problems = _problems(df)
     fig, axes = _grid(len(problems))
     methods = [m for m in optimizers.names() if m in set(df["method"])]
-    stats = df.groupby(["dataset", "model", "method", "epoch"], sort=False)[
+    stats = df.groupby(["problem", "method", "epoch"], sort=False)[
         ["train_loss", "holdout_loss"]
     ].median()
     ax_of = dict(zip(problems, axes, strict=True))
-    for (dataset, model, method), g in stats.groupby(level=[0, 1, 2], sort=False):
-        ax, color = ax_of[(dataset, model)], color_of(method)
+    for (problem, method), g in stats.groupby(level=[0, 1], sort=False):
+        ax, color = ax_of[(problem,)], color_of(method)
         x = g.index.get_level_values("epoch")
         ax.plot(x, g["train_loss"], color=color, lw=1.5)
         ax.plot(x, g["holdout_loss"], color=color, lw=1.5, ls=":")
-    for ax, (dataset, model) in zip(axes, problems, strict=True):
-        sub = df[(df["dataset"] == dataset) & (df["model"] == model)]
+    for ax, (problem,) in zip(axes, problems, strict=True):
+        sub = df[df["problem"] == problem]
         if _positive(sub[["train_loss", "holdout_loss"]].to_numpy().ravel()):
             log_axis(ax, "y")
-        _label_panel(ax, problem_label(dataset, model), "epoch", "loss (MSE)")
+        _label_panel(ax, problem, "epoch", "loss (MSE)")
     title = "Generalisation: training loss (solid) and hold-out loss (dotted), tuned runs"
     return _save_grid(fig, path, title, methods, [])

@@ -18,9 +18,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bench.report import fmt, fmt_time
-from bench.spec import RunSpec, get_method
-from bench.stats import median_ci
+from bench import fmt
+from bench.analysis.stats import median_ci
+from bench.run.data import split_sizes
+from bench.run.spec import RunSpec, get_method
+from bench.schema import freeze_hparams
 
 CLAIM_DATASET, CLAIM_LR, CLAIM_EPOCHS = "crops15", 1e-5, 100
 CLAIM_RUNS: Sequence[tuple[str, str, dict[str, Any], int | None]] = (
@@ -37,8 +39,6 @@ CLAIM_RUNS: Sequence[tuple[str, str, dict[str, Any], int | None]] = (
 
 def claim_specs(seeds: Sequence[int]) -> list[tuple[str, RunSpec]]:
     """(label, spec) for every variant and seed of the notebooks' experiment."""
-    from bench.problem import split_sizes
-
     n = split_sizes(CLAIM_DATASET, None, None, 0.0)[0]
     out = []
     for label, method_name, hp, batch in CLAIM_RUNS:
@@ -49,7 +49,7 @@ def claim_specs(seeds: Sequence[int]) -> list[tuple[str, RunSpec]]:
             spec = RunSpec(
                 dataset=CLAIM_DATASET,
                 method=method_name,
-                hparams=tuple(sorted(params.items())),
+                hparams=freeze_hparams(params),
                 batch_size=size,
                 epochs=CLAIM_EPOCHS,
                 seed=seed,
@@ -89,24 +89,19 @@ def _per_seed(runs: pd.DataFrame, column: str) -> pd.DataFrame:
     return table.astype(float).fillna(math.inf).replace(-math.inf, math.inf)
 
 
-def _t(est: Any) -> str:
-    return f"{fmt_time(est.median)} [{fmt_time(est.lo)}, {fmt_time(est.hi)}]"
-
-
 def _less(table: pd.DataFrame, a: str, b: str, time: bool = False) -> tuple[str, str]:
     """Is a below b (medians over seeds, and seed by seed)?"""
     ea, eb = median_ci(table[a]), median_ci(table[b])
     holds = int((table[a] < table[b]).sum())
-    text = _t if time else str
     what = "median epoch time" if time else "final training loss"
     return _verdict(ea.median < eb.median, holds, len(table)), (
-        f"{what} {a} {text(ea)} vs {b} {text(eb)} (median [95% interval] over {len(table)} "
-        f"seeds); {a} is lower in {holds} of {len(table)} seeds"
+        f"{what} {a} {ea.text(time)} vs {b} {eb.text(time)} (median [95% interval] over "
+        f"{len(table)} seeds); {a} is lower in {holds} of {len(table)} seeds"
     )
 
 
 def _between(table: pd.DataFrame, mid: str, a: str, b: str, time: bool = False) -> tuple[str, str]:
-    f = fmt_time if time else fmt
+    f = fmt.seconds if time else fmt.num
     m, x, y = (median_ci(table[k]).median for k in (mid, a, b))
     lo, hi = np.minimum(table[a], table[b]), np.maximum(table[a], table[b])
     holds = int(((table[mid] > lo) & (table[mid] < hi)).sum())

@@ -1,0 +1,72 @@
+"""Results as tidy tables, and the analyses every report shares.
+
+`tables` turns run results into the two tidy tables (epochs, runs) that feed every plot, CSV and
+report; the rest pairs scratch runs with their torch.optim twins and aggregates over seeds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pandas as pd
+
+from bench.run.runner import RunResult
+from bench.schema import EPOCH_COLUMNS, RUN_KEYS
+
+
+def tables(results: Sequence[RunResult]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(epochs, runs): one row per run x epoch, and one row per run."""
+    rows = [row for r in results for row in r.rows]
+    extra = [k for k in (rows[0] if rows else {}) if k not in EPOCH_COLUMNS]  # e.g. sweep phase
+    epochs = pd.DataFrame(rows, columns=EPOCH_COLUMNS + extra)
+    runs = pd.DataFrame([r.summary for r in results])
+    return epochs, runs
+
+
+def pair_scratch_torch(epochs: pd.DataFrame) -> pd.DataFrame:
+    """Every epoch of every scratch run next to the same epoch of its torch.optim twin."""
+    keys = [*RUN_KEYS, "epoch"]
+    s = epochs[epochs["impl"] == "scratch"]
+    t = epochs[epochs["impl"] == "torch"]
+    both = s.merge(t, on=keys, suffixes=("_scratch", "_torch"))
+    a, b = both["train_loss_scratch"], both["train_loss_torch"]
+    both["abs_diff"] = (a - b).abs()
+    both["rel_diff"] = both["abs_diff"] / b.abs().where(b != 0, 1.0)
+    same = (a == b) | (a.isna() & b.isna())
+    both["abs_diff"] = both["abs_diff"].where(~same, 0.0)
+    both["rel_diff"] = both["rel_diff"].where(~same, 0.0)
+    both["identical"] = same
+    return both
+
+
+def parity_by_method(epochs: pd.DataFrame) -> pd.DataFrame:
+    both = pair_scratch_torch(epochs)
+    if both.empty:
+        return pd.DataFrame(columns=["method", "pairs", "identical_runs", "max_abs", "max_rel"])
+    per_run = both.groupby([*RUN_KEYS], sort=False).agg(
+        identical=("identical", "all"), max_abs=("abs_diff", "max"), max_rel=("rel_diff", "max")
+    )
+    out = per_run.groupby("method", sort=False).agg(
+        pairs=("identical", "size"),
+        identical_runs=("identical", "sum"),
+        max_abs=("max_abs", "max"),
+        max_rel=("max_rel", "max"),
+    )
+    return out.reset_index()
+
+
+def time_ratio(runs: pd.DataFrame) -> pd.DataFrame:
+    """scratch / torch median epoch time, per paired run."""
+    s = runs[runs["impl"] == "scratch"]
+    t = runs[runs["impl"] == "torch"]
+    both = s.merge(t, on=RUN_KEYS, suffixes=("_scratch", "_torch"))
+    both["ratio"] = both["median_epoch_time_s_scratch"] / both["median_epoch_time_s_torch"]
+    return both
+
+
+def median_over_seeds(runs: pd.DataFrame, column: str) -> pd.DataFrame:
+    return (
+        runs.groupby(["problem", "method", "impl", "device"], sort=False)[column]
+        .median()
+        .reset_index()
+    )

@@ -1,0 +1,34 @@
+"""The cases of `nox -s perf`, one file each; `common` holds what they share."""
+
+from bench.perf.cases.common import FULL, SCALES, SMALL, Case, Scale
+from bench.perf.cases.dataloader import DATALOADER_TARGETS, dataloader_case
+from bench.perf.cases.gd_limit import GD_TARGET, gd_limit_case
+from bench.perf.cases.harness import HARNESS_TARGET, harness_case
+from bench.perf.cases.memory import MEMORY_TARGET, memory_case, memory_dataset, run_memory_child
+from bench.perf.cases.scaling import SCALING_BATCH, SLOPE_TARGET, scaling_case
+from bench.perf.cases.step import PARAM_SETS, STEP_TARGETS, TORCH_IMPLS, step_case
+
+__all__ = [
+    "DATALOADER_TARGETS",
+    "FULL",
+    "GD_TARGET",
+    "HARNESS_TARGET",
+    "MEMORY_TARGET",
+    "PARAM_SETS",
+    "SCALES",
+    "SCALING_BATCH",
+    "SLOPE_TARGET",
+    "SMALL",
+    "STEP_TARGETS",
+    "TORCH_IMPLS",
+    "Case",
+    "Scale",
+    "dataloader_case",
+    "gd_limit_case",
+    "harness_case",
+    "memory_case",
+    "memory_dataset",
+    "run_memory_child",
+    "scaling_case",
+    "step_case",
+]

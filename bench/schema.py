@@ -1,0 +1,66 @@
+"""The vocabulary every layer shares: table columns, run status values, run identity, problem
+names and the frozen form of hyperparameters. Defined once here; nothing here imports bench.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any, Final
+
+Hparams = tuple[tuple[str, Any], ...]
+
+
+class Status:
+    """How a run ended (benchopt-style explicit set, never a loose string)."""
+
+    OK: Final = "ok"
+    DIVERGED: Final = "diverged"  # a non-finite loss, gradient, parameter or optimizer state
+    ALL: Final = (OK, DIVERGED)
+
+
+# epochs.csv: one row per run and epoch (epoch 0 = the initial weights).
+EPOCH_COLUMNS: Final = [
+    "run_id",
+    "problem",
+    "dataset",
+    "model",
+    "method",
+    "impl",
+    "device",
+    "dtype",
+    "seed",
+    "batch_size",
+    "lr",
+    "hparams",
+    "init_hash",
+    "epoch",
+    "train_loss",
+    "holdout_loss",
+    "epoch_time_s",
+    "elapsed_s",
+    "status",
+]
+# What identifies a run apart from its implementation: scratch and torch twins share these.
+RUN_KEYS: Final = ["problem", "dataset", "model", "method", "device", "dtype", "seed", "hparams"]
+# What fixes the data and initial weights of a run (init_hash is constant over the rest).
+PROBLEM_SEED_KEYS: Final = ["problem", "seed"]
+
+
+def freeze_hparams(hparams: Mapping[str, Any]) -> Hparams:
+    """Hyperparameters as a sorted, hashable tuple (lists become tuples): the spec's form."""
+    return tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in hparams.items()))
+
+
+def hparams_json(hparams: Mapping[str, Any] | Hparams) -> str:
+    """The canonical text of a hyperparameter set, as in the tables' `hparams` column."""
+    items = hparams.items() if isinstance(hparams, Mapping) else hparams
+    return json.dumps({k: list(v) if isinstance(v, tuple) else v for k, v in items}, sort_keys=True)
+
+
+def problem_name(dataset: str, model: str) -> str:
+    """The default name of a (dataset, model) problem: `crops15`, `crops15-mlp`,
+    `crops15-mlp-hidden16`. The linear model, the notebooks' own, keeps the bare dataset name."""
+    if model == "linear":
+        return dataset
+    return f"{dataset}-{model.replace(':', '-').replace('=', '')}"
