@@ -37,10 +37,15 @@ EPOCH_COLUMNS: Final = [
     "epoch",
     "train_loss",
     "holdout_loss",
+    "train_accuracy",
+    "holdout_accuracy",
     "epoch_time_s",
     "elapsed_s",
     "status",
 ]
+# Evaluated after every epoch on the whole training and hold-out sets; a metric a task does not
+# have (accuracy of a regression) is empty.
+METRIC_COLUMNS: Final = ["train_loss", "holdout_loss", "train_accuracy", "holdout_accuracy"]
 # What identifies a run apart from its implementation: scratch and torch twins share these.
 RUN_KEYS: Final = ["problem", "dataset", "model", "method", "device", "dtype", "seed", "hparams"]
 # What fixes the data and initial weights of a run (init_hash is constant over the rest).

@@ -26,7 +26,7 @@ from bench.run.device import Backend, get_backend
 from bench.run.seeding import derive_seed, tensor_hash
 from bench.run.spec import RunSpec
 from bench.run.tasks.base import Loss, Task
-from bench.schema import Status, problem_name
+from bench.schema import METRIC_COLUMNS, Status, problem_name
 
 WARMUP_STEPS = 8
 
@@ -115,14 +115,38 @@ class Epochs:
         return self.stopwatch.stop()
 
 
-def _evaluate(task: Task, model: nn.Module, data: Sequence[torch.Tensor]) -> tuple[float, float]:
+def _evaluate(task: Task, model: nn.Module, data: Sequence[torch.Tensor]) -> dict[str, float]:
+    """The loss, and the task's metrics, on the whole training and hold-out sets:
+    `train_loss`, `holdout_loss`, `train_<metric>`, ... (NaN for an empty hold-out)."""
     X_train, Y_train, X_hold, Y_hold = data
+    names, values = [], []
     with torch.no_grad():
-        losses = [task.loss(model(X_train), Y_train)]
-        if X_hold.shape[0]:
-            losses.append(task.loss(model(X_hold), Y_hold))
-        values = torch.stack(losses).tolist()  # one device->host transfer
-    return values[0], (values[1] if len(values) > 1 else math.nan)
+        for split, X, Y in (("train", X_train, Y_train), ("holdout", X_hold, Y_hold)):
+            if not X.shape[0]:
+                continue
+            out = model(X)
+            names.append(f"{split}_loss")
+            values.append(task.loss(out, Y))
+            for metric, value in task.extra_metrics(out, Y).items():
+                names.append(f"{split}_{metric}")
+                values.append(value.to(values[0].dtype))
+        read = torch.stack(values).tolist()  # one device->host transfer
+    found = dict(zip(names, read, strict=True))
+    return {c: found.get(c, math.nan) for c in METRIC_COLUMNS}
+
+
+def _overflowed(exc: RuntimeError) -> bool:
+    """torch's "value cannot be converted to type float without overflow" (an lr or weight
+    decay beyond the dtype's range) is an overflow of the update, i.e. divergence."""
+    return "overflow" in str(exc)
+
+
+def _finite_state(model: nn.Module, opt: torch.optim.Optimizer) -> bool:
+    """Parameters and every optimizer state tensor finite (an overflowed Adam second moment
+    freezes the parameters at finite values: the loss alone would call that run ok)."""
+    tensors = [*model.parameters()]
+    tensors += [v for state in opt.state.values() for v in state.values() if torch.is_tensor(v)]
+    return bool(torch.stack([torch.isfinite(t).all() for t in tensors]).all())
 
 
 def _warm_up(spec: RunSpec, task: Task, model: nn.Module, X: torch.Tensor, Y: torch.Tensor) -> None:
@@ -131,12 +155,17 @@ def _warm_up(spec: RunSpec, task: Task, model: nn.Module, X: torch.Tensor, Y: to
     opt = optimizers.build(spec.method, model.parameters(), impl=spec.impl, **spec.hparams_dict)
     n = min(X.shape[0], WARMUP_STEPS * spec.batch_size)
     perm = torch.arange(n, device=X.device) if spec.batch_size < X.shape[0] else None
-    for _ in range(2):
-        train_epoch(model, opt, X[:n], Y[:n], spec.batch_size, perm, loss_fn=task.loss)
+    try:
+        for _ in range(2):
+            train_epoch(model, opt, X[:n], Y[:n], spec.batch_size, perm, loss_fn=task.loss)
+    except RuntimeError as exc:  # the timed epochs will meet (and record) the same overflow
+        if not _overflowed(exc):
+            raise
 
 
 def run(spec: RunSpec, backend: Backend | None = None) -> RunResult:
-    """Train per the spec; a non-finite loss ends the run with status 'diverged'."""
+    """Train per the spec. A non-finite loss, parameter or optimizer state, or an update that
+    overflows the dtype, ends the run with status 'diverged', its rows kept."""
     backend = backend or get_backend(spec.device)
     device = backend.torch_device
     task = tasks.get(spec.task)
@@ -168,17 +197,27 @@ def run(spec: RunSpec, backend: Backend | None = None) -> RunResult:
         "hparams": spec.hparams_json,
         "init_hash": init_hash,
     }
-    train_loss, hold_loss = _evaluate(task, model, tensors)
-    rows = [_row(base, 0, train_loss, hold_loss, 0.0, 0.0, Status.OK)]
+    rows = [_row(base, 0, _evaluate(task, model, tensors), 0.0, 0.0, Status.OK)]
     status, elapsed, times = Status.OK, 0.0, []
     for epoch in range(1, spec.epochs + 1):
-        seconds = epochs.timed()
-        times.append(seconds)
-        elapsed += seconds
-        train_loss, hold_loss = _evaluate(task, model, tensors)
-        if not math.isfinite(train_loss):
+        overflow = False
+        try:
+            seconds = epochs.timed()
+        except RuntimeError as exc:
+            if not _overflowed(exc):
+                raise
+            overflow, seconds = True, math.nan
+        else:
+            times.append(seconds)
+            elapsed += seconds
+        metrics = _evaluate(task, model, tensors)
+        if (
+            overflow
+            or not math.isfinite(metrics["train_loss"])
+            or not _finite_state(model, epochs.opt)
+        ):
             status = Status.DIVERGED
-        rows.append(_row(base, epoch, train_loss, hold_loss, seconds, elapsed, status))
+        rows.append(_row(base, epoch, metrics, seconds, elapsed, status))
         if status == Status.DIVERGED:
             break
     loss_star = task.optimum(spec, data)
@@ -188,8 +227,7 @@ def run(spec: RunSpec, backend: Backend | None = None) -> RunResult:
 def _row(
     base: dict[str, Any],
     epoch: int,
-    train_loss: float,
-    hold_loss: float,
+    metrics: dict[str, float],
     seconds: float,
     elapsed: float,
     status: str,
@@ -197,8 +235,7 @@ def _row(
     return {
         **base,
         "epoch": epoch,
-        "train_loss": train_loss,
-        "holdout_loss": hold_loss,
+        **metrics,
         "epoch_time_s": seconds,
         "elapsed_s": elapsed,
         "status": status,
@@ -215,9 +252,10 @@ def _summary(
     n: int,
     loss_star: float,
 ) -> dict[str, Any]:
-    q1, _, q3 = (
-        statistics.quantiles(times, n=4, method="inclusive") if len(times) > 1 else [times[0]] * 3
-    )
+    if len(times) > 1:
+        q1, _, q3 = statistics.quantiles(times, n=4, method="inclusive")
+    else:
+        q1 = q3 = times[0] if times else math.nan
     last = rows[-1]
     return {
         **base,
@@ -231,9 +269,11 @@ def _summary(
         "initial_loss": rows[0]["train_loss"],
         "final_train_loss": last["train_loss"],
         "final_holdout_loss": last["holdout_loss"],
+        "final_train_accuracy": last["train_accuracy"],
+        "final_holdout_accuracy": last["holdout_accuracy"],
         "loss_star": loss_star,
         "gap_to_optimum": last["train_loss"] - loss_star,
-        "median_epoch_time_s": statistics.median(times),
+        "median_epoch_time_s": statistics.median(times) if times else math.nan,
         "iqr_epoch_time_s": q3 - q1,
         "total_time_s": sum(times),
     }

@@ -251,3 +251,36 @@ def test_cuda_stopwatch_times_queued_work_not_the_launch():
     seconds = watch.stop()
     assert seconds > 1e-3
     assert torch.cuda.current_stream().query()  # stop() waited for the work
+
+
+@pytest.mark.parametrize(
+    ("method", "hparams"),
+    [
+        ("adam", {"lr": 1e38}),
+        ("gd", {"lr": 1e39}),
+        ("sgd_wd", {"lr": 1e-3, "weight_decay": 1e300}),
+        ("adamw", {"lr": 1e-3, "weight_decay": 1e300}),
+    ],
+)
+@pytest.mark.parametrize("impl", ["scratch", "torch"])
+def test_an_overflowing_update_is_a_recorded_divergence_not_a_crash(method, hparams, impl):
+    spec = RunSpec(
+        dataset="crops5",
+        method=method,
+        impl=impl,
+        hparams=tuple(sorted(hparams.items())),
+        batch_size=5 if method == "gd" else 1,
+        epochs=4,
+    )
+    result = run(spec)
+    assert result.summary["status"] == "diverged"
+    assert result.rows[-1]["status"] == "diverged"
+    assert [r["epoch"] for r in result.rows] == list(range(result.summary["diverged_epoch"] + 1))
+
+
+def test_regression_rows_have_empty_accuracy_columns():
+    result = run(RunSpec(dataset="crops15", method="gd", hparams=(("lr", 1e-5),), epochs=2,
+                         batch_size=15))  # fmt: skip
+    for row in result.rows:
+        assert math.isnan(row["train_accuracy"])
+        assert math.isnan(row["holdout_accuracy"])
