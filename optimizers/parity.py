@@ -2,7 +2,9 @@
 
 Used by the parity tests and by the CLI command that writes ``parity.csv``. A comparison feeds
 both implementations identical parameters and an identical, seeded gradient sequence and checks
-parameters *and* every state tensor after every step, bit for bit.
+parameters *and* every state tensor after every step, bit for bit. A method with nothing to
+compare against (a plug-in, or a rule registered without a torch reference) gets a record with
+status "no reference" instead.
 """
 
 from __future__ import annotations
@@ -15,11 +17,16 @@ from typing import Any, NamedTuple
 import torch
 from torch import Tensor
 
-from .registry import METHODS, get
+from .registry import METHODS, Method, get
 
 __all__ = [
+    "BITWISE",
     "CASES",
+    "DEFAULT_CASE",
     "DEFAULT_SHAPES",
+    "DIFFERS",
+    "NO_REFERENCE",
+    "STATUSES",
     "Case",
     "bitwise_equal",
     "cases_for",
@@ -31,6 +38,12 @@ __all__ = [
 ]
 
 
+#: A record's ``status``: bit-identical to the reference after every step, not, or nothing to
+#: compare with (``bitwise`` is then None and the differences NaN).
+BITWISE, DIFFERS, NO_REFERENCE = "bitwise", "differs", "no reference"
+STATUSES = (BITWISE, DIFFERS, NO_REFERENCE)
+
+
 class Case(NamedTuple):
     """Hyperparameter overrides applied on top of a method's defaults."""
 
@@ -38,11 +51,15 @@ class Case(NamedTuple):
     hparams: Mapping[str, Any]
 
 
+#: The only case of a rule without an entry in ``CASES``: the method's own defaults.
+DEFAULT_CASE = Case("default", {})
+
+
 #: Hyperparameter inputs per update rule, modelled on torch's own optimizer tests
 #: (``optim_inputs_func_*`` in torch/testing/_internal/common_optim.py). Every case applies to
 #: every method of its rule, the case overriding the method's defaults; learning rates stay
-#: moderate so 100+ steps stay finite.
-CASES: Mapping[str, tuple[Case, ...]] = {
+#: moderate so 100+ steps stay finite. A registered rule may add its own entry.
+CASES: dict[str, tuple[Case, ...]] = {
     "sgd": (
         Case("default", {}),
         Case("lr", {"lr": 0.1}),
@@ -81,9 +98,22 @@ _DTYPES = {"float32": torch.float32, "float64": torch.float64}
 _INT_OF_SIZE = {1: torch.int8, 2: torch.int16, 4: torch.int32, 8: torch.int64}
 
 
-def cases_for(method: str) -> tuple[Case, ...]:
-    """The cases that apply to ``method`` (those of its update rule)."""
-    return CASES[get(method).rule]
+def _method(method: str | Method) -> Method:
+    return method if isinstance(method, Method) else get(method)
+
+
+def cases_for(method: str | Method) -> tuple[Case, ...]:
+    """The cases that apply to ``method``: those of its update rule, or ``(DEFAULT_CASE,)`` for a
+    rule without an entry in ``CASES`` or without a reference."""
+    spec = _method(method)
+    if spec.reference is None:
+        return (DEFAULT_CASE,)
+    return CASES.get(spec.rule, (DEFAULT_CASE,))
+
+
+def _hparams_json(kwargs: Mapping[str, Any]) -> str:
+    # repr for what JSON cannot hold (a plug-in's default may be any object)
+    return json.dumps(kwargs, sort_keys=True, default=repr)
 
 
 def has_gradient(step: int, index: int) -> bool:
@@ -191,7 +221,7 @@ def _dtype_name(dtype: str | torch.dtype) -> str:
 
 
 def compare(
-    method: str,
+    method: str | Method,
     hparams: Mapping[str, Any] | None = None,
     *,
     dtype: str | torch.dtype,
@@ -201,7 +231,8 @@ def compare(
     scratch_cls: type[torch.optim.Optimizer] | None = None,
     shapes: Iterable[Sequence[int]] = DEFAULT_SHAPES,
 ) -> dict[str, Any]:
-    """Run ``method`` from scratch and as torch.optim (foreach=False) side by side.
+    """Run ``method`` (a registered name or a Method) from scratch and as torch.optim
+    (foreach=False) side by side.
 
     Both get copies of the same parameters (``shapes``, drawn from a ``torch.Generator`` seeded
     with ``seed``) and, at every step, the same gradients from that generator (see
@@ -210,15 +241,34 @@ def compare(
     class (a test injects a deliberately wrong one).
 
     Returns a record: method, rule, hparams (resolved, JSON with sorted keys), dtype, device,
-    steps, seed, bitwise (bit-identical params and state after every step), max_abs_diff and
-    max_rel_diff (maxima over all steps; 0.0 when bitwise) and first_mismatch_step (None when
-    bitwise).
+    steps, seed, status (one of ``STATUSES``), bitwise (bit-identical params and state after
+    every step), max_abs_diff and max_rel_diff (maxima over all steps; 0.0 when bitwise) and
+    first_mismatch_step (None when bitwise). A method without a reference runs nothing: status
+    "no reference", steps 0, bitwise None, differences NaN.
     """
-    spec = get(method)
+    spec = _method(method)
     kwargs = spec.resolve(**(hparams or {}))
     dtype_name = _dtype_name(dtype)
     torch_dtype = _DTYPES[dtype_name]
     device = torch.device(device)
+    record = {
+        "method": spec.name,
+        "rule": spec.rule,
+        "hparams": _hparams_json(kwargs),
+        "dtype": dtype_name,
+        "device": str(device),
+    }
+    if spec.reference is None:
+        return {
+            **record,
+            "steps": 0,
+            "seed": seed,
+            "status": NO_REFERENCE,
+            "bitwise": None,
+            "max_abs_diff": math.nan,
+            "max_rel_diff": math.nan,
+            "first_mismatch_step": None,
+        }
     generator = torch.Generator().manual_seed(seed)
     shapes = [tuple(shape) for shape in shapes]
 
@@ -239,13 +289,10 @@ def compare(
         max_abs, max_rel = max(max_abs, abs_diff), max(max_rel, rel_diff)
 
     return {
-        "method": method,
-        "rule": spec.rule,
-        "hparams": json.dumps(kwargs, sort_keys=True),
-        "dtype": dtype_name,
-        "device": str(device),
+        **record,
         "steps": steps,
         "seed": seed,
+        "status": BITWISE if bitwise else DIFFERS,
         "bitwise": bitwise,
         "max_abs_diff": max_abs,
         "max_rel_diff": max_rel,
@@ -259,26 +306,27 @@ def parity_table(
     device: str | torch.device = "cpu",
     dtypes: Iterable[str] = ("float32", "float64"),
     seed: int = 0,
+    methods: Iterable[str | Method] | None = None,
 ) -> list[dict[str, Any]]:
-    """One :func:`compare` record per registered method x case x dtype, with a ``case`` column.
+    """One :func:`compare` record per method x case x dtype, with a ``case`` column.
 
-    Methods of one rule often resolve to the same hyperparameters (``gd``, ``sgd`` and
-    ``minibatch`` differ only in batch regime); such rows are one identical computation, so it
-    runs once and its result is reported under each method.
+    ``methods`` defaults to every registered method; one without a reference (a plug-in, say)
+    gets one "no reference" row per dtype. Methods of one rule often resolve to the same
+    hyperparameters (``gd``, ``sgd`` and ``minibatch`` differ only in batch regime); such rows are
+    one identical computation, so it runs once and its result is reported under each method.
     """
     done: dict[tuple[str, str, str], dict[str, Any]] = {}
     rows = []
-    for name in METHODS:
-        spec = get(name)
-        for case in cases_for(name):
-            key_hparams = json.dumps(spec.resolve(**case.hparams), sort_keys=True)
+    for spec in map(_method, METHODS.values() if methods is None else methods):
+        for case in cases_for(spec):
+            key_hparams = _hparams_json(spec.resolve(**case.hparams))
             for dtype in dtypes:
                 key = (spec.rule, key_hparams, _dtype_name(dtype))
-                if key not in done:
+                if spec.reference is None or key not in done:
                     done[key] = compare(
-                        name, case.hparams, dtype=dtype, device=device, steps=steps, seed=seed
+                        spec, case.hparams, dtype=dtype, device=device, steps=steps, seed=seed
                     )
-                row = {"method": name, "case": case.name, **done[key]}
-                row["method"] = name
+                row = {"method": spec.name, "case": case.name, **done[key]}
+                row["method"] = spec.name
                 rows.append(row)
     return rows

@@ -76,6 +76,7 @@ def test_compare_record_fields():
         "device": "cpu",
         "steps": 3,
         "seed": 7,
+        "status": "bitwise",
         "bitwise": True,
         "max_abs_diff": 0.0,
         "max_rel_diff": 0.0,
