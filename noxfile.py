@@ -2,20 +2,56 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+from pathlib import Path
+
 import nox
 
 nox.needs_version = ">=2025.2.9"
 nox.options.default_venv_backend = "virtualenv"
 nox.options.sessions = ["tests", "lint"]
+# Keep each session's virtualenv between calls (torch makes a fresh one cost about a minute);
+# _install below reinstalls only when the requirements or the pins change.
+# `nox --reuse-venv=no` rebuilds from scratch (e.g. to drop a package removed from the lists).
+nox.options.reuse_venv = "yes"
 
 PYPROJECT = nox.project.load_toml("pyproject.toml")
 DEPS = PYPROJECT["project"]["dependencies"]
 CONSTRAINTS = ("-c", "constraints.txt")
+STAMP = "optbench-requirements.sha256"
 
 
-def _install(session: nox.Session, *groups: str) -> None:
-    """Install the project's dependencies (never the project itself) under the pins."""
-    session.install(*CONSTRAINTS, *DEPS, *nox.project.dependency_groups(PYPROJECT, *groups))
+def _install(session: nox.Session, *groups: str, project_deps: bool = True) -> None:
+    """Install the project's dependencies (never the project itself) under the pins.
+
+    Skipped when the virtualenv holds a stamp with the hash of exactly these requirements and
+    constraints.txt, i.e. when it was built from them; a fresh or changed venv installs.
+    """
+    requirements = [
+        *(DEPS if project_deps else []),
+        *nox.project.dependency_groups(PYPROJECT, *groups),
+    ]
+    digest = hashlib.sha256(
+        json.dumps(requirements).encode() + Path("constraints.txt").read_bytes()
+    ).hexdigest()
+    stamp = Path(session.virtualenv.location, STAMP)
+    if stamp.is_file() and stamp.read_text() == digest:
+        session.log(
+            f"requirements unchanged ({digest[:12]}): reusing {session.virtualenv.location}"
+        )
+        return
+    session.install(*CONSTRAINTS, *requirements)
+    # Written by a command nox skips exactly when it skips installs (`--no-install` on a reused
+    # venv), so the stamp never claims an install that did not happen; after pip succeeded only.
+    session.run_install(
+        "python",
+        "-c",
+        "import pathlib, sys; pathlib.Path(sys.argv[1]).write_text(sys.argv[2])",
+        str(stamp),
+        digest,
+        silent=True,
+    )
 
 
 @nox.session
@@ -64,7 +100,8 @@ def perf(session: nox.Session) -> None:
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    """Lint and check formatting with ruff."""
-    session.install(*CONSTRAINTS, *nox.project.dependency_groups(PYPROJECT, "lint"))
+    """Lint and check formatting with ruff, then the import layers with import-linter."""
+    _install(session, "lint", project_deps=False)
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
+    session.run("lint-imports")
