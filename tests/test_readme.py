@@ -1,0 +1,139 @@
+"""The README's examples, executed: every command line in its ```bash blocks and every ```python
+block runs (at a few epochs and one seed, so this stays fast), and each command is checked for
+what the README promises it does. A command with no promise below fails, so the README cannot
+grow an example that nobody checks, nor keep one the code no longer honours.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from collections.abc import Callable
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from bench import cli
+
+REPO = Path(__file__).resolve().parent.parent
+README = (REPO / "README.md").read_text()
+SMALL = ["--epochs", "2", "--seeds", "0"]
+FAST = {
+    "run": SMALL,
+    "sweep": [*SMALL, "--select-seeds", "0", "--decades", "0.5", "--points-per-decade", "1"],
+}
+
+
+def blocks(lang: str) -> list[str]:
+    return re.findall(rf"```{lang}\n(.*?)```", README, flags=re.S)
+
+
+def commands() -> list[str]:
+    """`nox -s bench -- ...`, `nox -s sweep -- ...` and `python -m bench ...` lines (the two
+    set-up lines `pip install nox && nox -s X` are what CI itself runs)."""
+    out = []
+    for block in blocks("bash"):
+        for line in block.splitlines():
+            line = re.sub(r"\s+#.*$", "", line).strip()
+            if line.startswith(("nox -s bench --", "nox -s sweep --", "python -m bench ")):
+                out.append(line)
+    return out
+
+
+def argv_of(command: str) -> list[str]:
+    words = shlex.split(command)
+    if words[:2] == ["nox", "-s"]:
+        return ["run" if words[2] == "bench" else words[2], *words[4:]]
+    return words[3:]
+
+
+def runs_of(out: Path) -> pd.DataFrame:
+    return pd.read_csv(out / "runs.csv")
+
+
+def crops15_linear(out: Path) -> None:
+    runs = runs_of(out / "results/latest")
+    assert set(runs["problem"]) == {"crops15"}
+    assert set(runs["model"]) == {"linear"}  # not the suite's MLP problem on crops15
+    assert set(runs["method"]) == {"gd", "sgd", "minibatch"}
+    assert set(runs["lr"]) == {1e-5}  # the linear crops15 problem's learning rate
+
+
+def csv_table(out: Path) -> None:
+    runs = runs_of(out / "results/latest")
+    assert set(runs["dataset"]) == {"table"}
+    assert set(runs["lr"]) == {0.01}
+    assert len(runs) == 2 * len(set(runs["method"]))  # scratch and torch, one seed
+
+
+def my_suite(out: Path) -> None:
+    runs = runs_of(out / "results/mine")
+    assert (out / "results/mine/report.md").is_file()
+    assert set(runs["method"]) == {"gd", "sgd", "momentum", "adam"}
+    assert set(runs[runs["method"] == "adam"]["lr"]) == {0.1}
+    assert set(runs[runs["method"] == "gd"]["lr"]) == {1e-5}
+    momentum = runs[runs["method"] == "momentum"]["hparams"].iloc[0]
+    assert '"momentum": 0.1' in momentum
+
+
+def help_text(out: Path, captured: str) -> None:
+    assert "--datasets" in captured
+    assert "--problems" in captured
+
+
+PROMISES: dict[str, Callable[..., None]] = {
+    "nox -s bench -- --datasets crops15 --methods gd,sgd,minibatch --epochs 200 "
+    "--seeds 0,1,2,3,4": crops15_linear,
+    "nox -s bench -- --datasets path/to/table.csv --targets y1,y2 --standardize --lr 0.01": (
+        csv_table
+    ),
+    "nox -s bench -- --config my_suite.toml --out results/mine": my_suite,
+    "nox -s bench -- --help": help_text,
+}
+
+
+@pytest.fixture
+def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A folder holding what the examples name: a CSV table and the README's own TOML suite."""
+    (tmp_path / "path/to").mkdir(parents=True)
+    gen = torch.Generator().manual_seed(0)
+    X = torch.randn(20, 3, generator=gen)
+    Y = X @ torch.tensor([[1.0, -2.0], [0.5, 0.0], [2.0, 1.0]])
+    table = torch.cat([X, Y], dim=1).tolist()
+    rows = ["a,b,c,y1,y2", *(",".join(f"{v:.4f}" for v in row) for row in table)]
+    (tmp_path / "path/to/table.csv").write_text("\n".join(rows) + "\n")
+    (suite,) = [b for b in blocks("toml") if b.startswith('name = "mine"')]
+    (tmp_path / "my_suite.toml").write_text(suite)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("command", commands())
+def test_readme_command_does_what_the_readme_says(command, workdir, capsys):
+    assert command in PROMISES, (
+        f"README example without a promise in tests/test_readme.py: {command}"
+    )
+    argv = argv_of(command)
+    if "--help" in argv:
+        with pytest.raises(SystemExit) as exit_:
+            cli.main(argv)
+        assert exit_.value.code == 0
+        PROMISES[command](workdir, capsys.readouterr().out)
+        return
+    assert cli.main([*argv, *FAST.get(argv[0], []), "--no-parity"]) == 0
+    PROMISES[command](workdir)
+
+
+def test_every_promise_is_still_a_readme_example():
+    assert sorted(PROMISES) == sorted(set(commands()))
+
+
+def test_readme_python_examples_run():
+    for block in blocks("python"):
+        namespace: dict = {}
+        exec(compile(block, "README.md", "exec"), namespace)
+        assert isinstance(namespace["ref"], torch.optim.SGD)
+        assert type(namespace["opt"]).__module__.startswith("optimizers")
