@@ -34,6 +34,7 @@ from bench.run.suite_file import (
     parse_methods,
     suite_from_toml,
 )
+from bench.schema import Status
 from bench.sweep import SweepConfig, grid_specs, run_sweep
 from optimizers.parity import parity_table
 
@@ -175,7 +176,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     with staged_dir(out) as stage:
         run_report.write_all(stage, results, env, parity, performance=performance)
     t3 = time.perf_counter()
-    diverged = sum(r.summary["status"] == "diverged" for r in results)
+    diverged = sum(r.summary["status"] == Status.DIVERGED for r in results)
     _say(
         f"optbench: {len(results)} runs ({diverged} diverged) in {t1 - t0:.0f} s, parity "
         f"{t2 - t1:.0f} s, report {t3 - t2:.0f} s; wrote {out / 'report.md'}"

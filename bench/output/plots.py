@@ -21,7 +21,7 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 import optimizers
-from bench.schema import RUN_KEYS
+from bench.schema import RUN_KEYS, Status
 from bench.sweep.protocol import selection_score
 
 IMPL_STYLE = {"scratch": "-", "torch": "--", "torch-foreach": ":", "torch-fused": "-."}
@@ -143,7 +143,7 @@ def curves(
         hi=("_y", "max"),
         seeds=("seed", "nunique"),
     )
-    diverged_ids = set(df.loc[df["status"] == "diverged", "run_id"])
+    diverged_ids = set(df.loc[df["status"] == Status.DIVERGED, "run_id"])
     finite = df[df["run_id"].isin(diverged_ids) & np.isfinite(df["_y"])]
     last_finite = finite.groupby("run_id").tail(1)  # where each diverged run was last finite
     ax_of = dict(zip(problems, axes, strict=True))

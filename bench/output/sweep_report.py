@@ -155,7 +155,7 @@ def _defaults_table(summary: pd.DataFrame) -> str:
         t = next(tuned.loc[[key]].itertuples()) if key in tuned.index else None
         ratio = "–"
         if t is not None and math.isfinite(r.final_holdout_loss) and t.final_holdout_loss > 0:
-            ratio = f"{r.final_holdout_loss / t.final_holdout_loss:.3g}x"
+            ratio = f"{fmt.num(r.final_holdout_loss / t.final_holdout_loss, 3)}x"
         elif t is not None and math.isinf(r.final_holdout_loss):
             ratio = "defaults diverge"
         rows.append(
