@@ -22,6 +22,14 @@ def split(ds: Dataset, holdout: float, seed: int) -> tuple[np.ndarray, np.ndarra
     Deterministic in `(seed, ds.name)`: the generator is seeded from the seed and a BLAKE2
     digest of the name (Python's `hash()` of a str changes between processes), so the same
     seed gives different but reproducible splits of different datasets.
+
+    Classification datasets are split stratified: the hold-out size is the same, and it is
+    shared out among the classes in proportion to their row counts (class c gets
+    `floor(n_c * h / n)` rows, and the `h - sum` rows left over go one each to the classes with
+    the largest remainders `n_c * h mod n`, ties to the lower class index); the rows of each
+    class are then drawn by one permutation per class, in class order. So class frequencies
+    in both parts match the dataset's to within one row per class. A class with a single row
+    can still land wholly in the hold-out. Regression splits are unchanged by this.
     """
     if isinstance(holdout, bool) or not isinstance(holdout, Real):
         raise DatasetError(f"holdout must be a number in [0, 1), got {holdout!r}")
@@ -39,11 +47,36 @@ def split(ds: Dataset, holdout: float, seed: int) -> tuple[np.ndarray, np.ndarra
     n_holdout = min(max(math.floor(holdout * n + 0.5), 1), n - 1)
     digest = hashlib.blake2b(ds.name.encode("utf-8"), digest_size=8).digest()
     rng = np.random.default_rng([int(seed), int.from_bytes(digest, "little")])
-    order = rng.permutation(n)
+    if ds.task == "classification":
+        chosen = _stratified_holdout(ds.Y, ds.n_classes, n_holdout, rng)
+    else:
+        chosen = rng.permutation(n)[:n_holdout]
     # Sorted, so rows keep their file order within each part and gathers are cache-friendly.
-    holdout_idx = np.sort(order[:n_holdout]).astype(np.int64)
-    train_idx = np.sort(order[n_holdout:]).astype(np.int64)
+    holdout_idx = np.sort(chosen).astype(np.int64)
+    in_holdout = np.zeros(n, dtype=bool)
+    in_holdout[holdout_idx] = True
+    train_idx = np.flatnonzero(~in_holdout).astype(np.int64)
     return train_idx, holdout_idx
+
+
+def _stratified_holdout(
+    labels: np.ndarray, n_classes: int, n_holdout: int, rng: np.random.Generator
+) -> np.ndarray:
+    """Hold-out rows drawn per class, in proportion to class sizes (see `split`)."""
+    n = len(labels)
+    counts = np.bincount(labels, minlength=n_classes).astype(np.int64)
+    # Integer arithmetic, so the shares and the tie-breaks are exact and platform-independent.
+    take, remainder = np.divmod(counts * n_holdout, n)
+    left = n_holdout - int(take.sum())
+    take[np.argsort(-remainder, kind="stable")[:left]] += 1
+    # Rows grouped by class, each group in row order: one sort instead of a scan per class.
+    by_class = np.argsort(labels, kind="stable")
+    starts = np.concatenate([[0], np.cumsum(counts)])
+    parts = [
+        by_class[starts[c] : starts[c + 1]][rng.permutation(int(counts[c]))[: int(take[c])]]
+        for c in range(n_classes)
+    ]
+    return np.concatenate(parts)
 
 
 @dataclass(frozen=True, eq=False)

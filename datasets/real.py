@@ -56,3 +56,55 @@ def linnerud() -> Dataset:
         ),
         default_holdout=0.2,
     )
+
+
+@register("digits", task="classification")
+def digits() -> Dataset:
+    """Handwritten digits, 1797 8x8 images: 64 pixel intensities (0-16) -> digit 0-9, 10 classes.
+
+    `Y[i]` is the digit itself (class c is digit c); `X` is scikit-learn's raw 0-16 counts.
+    """
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    labels = np.asarray(bunch.target)
+    return Dataset(
+        name="digits",
+        X=np.asarray(bunch.data, dtype=np.float64),
+        Y=labels.astype(np.int64),
+        feature_names=tuple(bunch.feature_names),
+        target_names=("digit",),
+        class_names=tuple(str(int(c)) for c in bunch.target_names),
+        task="classification",
+        description=(
+            "Optical recognition of handwritten digits (UCI), 1797 8x8 images -> 10 classes; "
+            "via sklearn.datasets.load_digits"
+        ),
+        default_holdout=0.2,
+    )
+
+
+@register("breast_cancer", task="classification")
+def breast_cancer() -> Dataset:
+    """Breast cancer Wisconsin (diagnostic), 569 tumours: 30 features -> malignant/benign.
+
+    Classes keep scikit-learn's integer coding, numeric order as for any integer labels:
+    0 = malignant (212 rows), 1 = benign (357 rows).
+    """
+    from sklearn.datasets import load_breast_cancer
+
+    bunch = load_breast_cancer()
+    return Dataset(
+        name="breast_cancer",
+        X=np.asarray(bunch.data, dtype=np.float64),
+        Y=np.asarray(bunch.target).astype(np.int64),
+        feature_names=tuple(str(s) for s in bunch.feature_names),
+        target_names=("diagnosis",),
+        class_names=tuple(str(s) for s in bunch.target_names),
+        task="classification",
+        description=(
+            "Breast cancer Wisconsin (diagnostic), 569 tumours x 30 cell-nucleus features -> "
+            "malignant/benign; via sklearn.datasets.load_breast_cancer"
+        ),
+        default_holdout=0.2,
+    )

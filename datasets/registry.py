@@ -13,21 +13,28 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from datasets.core import Dataset, DatasetError
+from datasets.core import TASKS, Dataset, DatasetError
 
 Loader = Callable[..., Dataset]
 
 REGISTRY: dict[str, Loader] = {}
 
+# The task each registered loader declares, so listings can show it without loading anything;
+# `load` checks every loaded dataset against it.
+TASK_OF: dict[str, str] = {}
+
 _OPTION_TYPES = (bool, int, float, str)
 
 
-def register(name: str) -> Callable[[Loader], Loader]:
+def register(name: str, *, task: str = "regression") -> Callable[[Loader], Loader]:
     """Register `loader` under `name`; its keyword-only parameters become the spec options.
 
     Every parameter must be keyword-only with a default of type bool, int, float or str,
-    because spec strings carry no types of their own.
+    because spec strings carry no types of their own. `task` is the `Dataset.task` the loader
+    returns (one of `datasets.core.TASKS`).
     """
+    if task not in TASKS:
+        raise ValueError(f"dataset {name!r}: task must be one of {', '.join(TASKS)}, got {task!r}")
 
     def decorate(loader: Loader) -> Loader:
         if name in REGISTRY:
@@ -41,6 +48,7 @@ def register(name: str) -> Callable[[Loader], Loader]:
                     "bool/int/float/str default"
                 )
         REGISTRY[name] = loader
+        TASK_OF[name] = task
         return loader
 
     return decorate
@@ -57,15 +65,21 @@ def defaults(name: str) -> dict[str, Any]:
     return {p.name: p.default for p in params}
 
 
+def task_of(name: str) -> str:
+    """The task ("regression" or "classification") of a registered dataset, without loading it."""
+    _loader(name)
+    return TASK_OF.get(name, "regression")
+
+
 def describe(name: str) -> str:
-    """One line about a registered dataset: its loader's summary and its options.
+    """One line about a registered dataset: its loader's summary, its task and its options.
 
     The name itself is left out, so a listing can put it in a column of its own.
     """
     loader = _loader(name)
     summary = (inspect.getdoc(loader) or "").split("\n", 1)[0]
     options = ", ".join(f"{k}={_format_value(v)}" for k, v in defaults(name).items())
-    return summary + (f" Options: {options}." if options else "")
+    return f"{summary} Task: {task_of(name)}." + (f" Options: {options}." if options else "")
 
 
 def canonical_name(name: str, options: dict[str, Any]) -> str:
@@ -86,30 +100,44 @@ def load(
     *,
     targets: Sequence[str] | None = None,
     features: Sequence[str] | None = None,
+    task: str | None = None,
 ) -> Dataset:
     """Load a dataset from a spec string.
 
     `spec` is a registered name with optional `:option=value` parts
     (`"synthetic:n=50000:d=100:noise=0.5"`), or a path to a CSV file (ending in `.csv`, or any
-    existing file), which goes to `load_csv` with `targets` (required) and `features`.
+    existing file), which goes to `load_csv` with `targets` (required), `features` and `task`
+    (default "regression"). A registered dataset has a fixed task: `task` may only repeat it.
     """
     if not isinstance(spec, str) or not spec.strip():
         raise DatasetError(f"dataset spec must be a non-empty string, got {spec!r}")
     spec = spec.strip()
     name, _, rest = spec.partition(":")
+    if task is not None and task not in TASKS:
+        raise DatasetError(f"task must be one of {', '.join(TASKS)}, got {task!r}")
     # Registered names win over files, so a stray file called "crops5" cannot shadow the table.
     if name in REGISTRY:
         if targets is not None or features is not None:
             raise DatasetError(
                 f"targets/features apply only to CSV files; dataset {name!r} has fixed columns"
             )
+        declared = task_of(name)
+        if task is not None and task != declared:
+            raise DatasetError(
+                f"dataset {name!r} is a {declared} dataset; task={task!r} applies only to CSV files"
+            )
         options = _parse_options(name, rest.split(":") if rest else [])
-        return REGISTRY[name](**options)
+        ds = REGISTRY[name](**options)
+        if ds.task != declared:  # a loader that contradicts its registration is a bug
+            raise TypeError(
+                f"loader {name!r} registered as {declared} returned a {ds.task} dataset"
+            )
+        return ds
     path = Path(spec)
     if spec.lower().endswith(".csv") or path.is_file():
         from datasets.csvfile import load_csv
 
-        return load_csv(path, targets=targets, features=features)
+        return load_csv(path, targets=targets, features=features, task=task or "regression")
     raise DatasetError(
         f"unknown dataset {name!r}; known: {', '.join(REGISTRY)}; or a path to a .csv file"
     )

@@ -7,7 +7,7 @@ from numbers import Integral, Real
 
 import numpy as np
 
-from datasets.core import Dataset, DatasetError
+from datasets.core import Dataset, DatasetError, check_size, format_bytes
 from datasets.registry import canonical_name, register
 
 # Rows generated per block: big enough for an efficient matmul, small enough that the float64
@@ -67,6 +67,7 @@ def make_synthetic(
     if dtype not in ("float64", "float32"):
         raise DatasetError(f"synthetic: dtype must be 'float64' or 'float32', got {dtype!r}")
     store = np.dtype(dtype)
+    _check_memory(n, d, k, store)
 
     # Separate streams so that, for example, the true W does not change with n or noise.
     model_rng, feature_rng, noise_rng = (
@@ -110,6 +111,23 @@ def make_synthetic(
             f"cond={cond:g}, seed={seed}): rotated Gaussian features; optbench generator"
         ),
         default_holdout=0.2,
+    )
+
+
+def _check_memory(n: int, d: int, k: int, store: np.dtype) -> None:
+    """Refuse, before allocating anything, a draw whose arrays would exceed MAX_ARRAY_BYTES.
+
+    Counts X and Y (n x (d + k) in the stored dtype), the d x d float64 rotation work arrays
+    (the Gaussian draw, Q, R and the mixing matrix) and the float64 row-block buffers.
+    """
+    data = n * (d + k) * store.itemsize
+    rotation = 4 * d * d * 8
+    blocks = min(n, _CHUNK_ROWS) * d * 8 * (1 if store == np.float64 else 2)
+    check_size(
+        "synthetic",
+        data + rotation + blocks,
+        f"n={n}, d={d}, k={k} in {store.name}",
+        f"X and Y {format_bytes(data)}, rotation {format_bytes(rotation)}",
     )
 
 

@@ -18,8 +18,18 @@ from hypothesis import strategies as st
 import datasets
 from datasets import Dataset, DatasetError, optimum, registry
 
-REPO = Path(__file__).resolve().parents[1]
-ALL_NAMES = ["crops5", "crops15", "sales5", "sales15", "synthetic", "diabetes", "linnerud"]
+REPO = Path(__file__).resolve().parents[2]
+ALL_NAMES = [
+    "crops5",
+    "crops15",
+    "sales5",
+    "sales15",
+    "synthetic",
+    "diabetes",
+    "linnerud",
+    "digits",
+    "breast_cancer",
+]
 
 
 def _ds(X, Y, name: str = "t", **kw) -> Dataset:
@@ -393,7 +403,7 @@ def test_unknown_dataset_lists_the_known_ones():
         datasets.load("nope")
     assert str(info.value) == (
         "unknown dataset 'nope'; known: crops5, crops15, sales5, sales15, synthetic, diabetes, "
-        "linnerud; or a path to a .csv file"
+        "linnerud, digits, breast_cancer; or a path to a .csv file"
     )
     with pytest.raises(DatasetError, match="unknown dataset 'nope'; known: crops5"):
         datasets.describe("nope")

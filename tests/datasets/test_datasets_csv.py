@@ -196,3 +196,108 @@ def test_csv_column_listed_twice(tmp_path):
     message = _error(_write(tmp_path, CROPS_CSV), targets=["apples", "apples"])
     assert "target columns ['apples']" in message
     assert "more than once" in message
+
+
+# ---------------------------------------------------------------- strict structure
+
+
+def test_csv_row_with_a_trailing_extra_field_is_not_shifted_into_the_index(tmp_path):
+    # pandas alone would take column "a" as the index and load a=2, b=3, y=4: shifted.
+    path = _write(tmp_path, "a,b,y\n1,2,3,4\n5,6,7,8\n")
+    message = _error(path)
+    assert "line 2 (data row 1) has 4 fields but the header has 3" in message
+
+
+def test_csv_row_with_a_missing_field_names_its_line(tmp_path):
+    message = _error(_write(tmp_path, "a,b,y\n1,2,3\n4,5\n"))
+    assert "line 3 (data row 2) has 2 fields but the header has 3" in message
+
+
+def test_csv_line_numbers_count_blank_lines_and_quoted_newlines(tmp_path):
+    # Line 2-3 hold one record (a quoted newline), line 4 is blank, line 5 is bad.
+    path = _write(tmp_path, 'a,y\n1,"2\n"\n\n3,4,5\n')
+    assert "line 5 (data row 2) has 3 fields" in _error(path)
+
+
+@pytest.mark.parametrize(
+    ("header", "name", "columns"),
+    [("x,y,x", "x", "1 and 3"), ("x, y, y", "y", "2 and 3")],
+    ids=["plain", "after-spaces"],
+)
+def test_csv_duplicate_header_names_are_an_error(tmp_path, header, name, columns):
+    # pandas alone would rename the second one "x.1" and carry on.
+    message = _error(_write(tmp_path, f"{header}\n1,2,3\n"))
+    assert f"column name {name!r} appears twice in the header (columns {columns})" in message
+
+
+@pytest.mark.parametrize("text", ["\n", "\n  \n\n"], ids=["newline", "blank-lines"])
+def test_csv_file_of_blank_lines_is_empty(tmp_path, text):
+    assert "'crops.csv' is empty" in _error(_write(tmp_path, text))
+
+
+def test_csv_header_followed_by_blank_lines_has_no_rows(tmp_path):
+    assert "has a header but no data rows" in _error(_write(tmp_path, "a,y\n\n\n"))
+
+
+def test_csv_blank_lines_between_rows_are_skipped(tmp_path):
+    ds = datasets.load_csv(_write(tmp_path, "a,y\n1,2\n\n   \n3,4\n"), targets=["y"])
+    np.testing.assert_array_equal(ds.X[:, 0], [1, 3])
+    np.testing.assert_array_equal(ds.Y[:, 0], [2, 4])
+
+
+def test_csv_text_after_a_closing_quote_is_an_error(tmp_path):
+    # pandas alone would read '"1"x' as the string '1x'.
+    message = _error(_write(tmp_path, 'a,y\n"1"x,2\n'))
+    assert "cannot parse CSV file 'crops.csv': line 2:" in message
+
+
+def test_csv_not_utf8(tmp_path):
+    path = tmp_path / "latin.csv"
+    path.write_bytes("a,y\ncaf\xe9,1\n".encode("latin-1"))
+    assert "cannot parse CSV file 'latin.csv': not UTF-8 text" in _error(path)
+
+
+def test_csv_byte_order_mark_is_not_part_of_the_first_name(tmp_path):
+    path = tmp_path / "bom.csv"
+    path.write_bytes("\ufeffa,y\n1,2\n".encode())
+    assert datasets.load_csv(path, targets=["y"]).feature_names == ("a",)
+
+
+@pytest.mark.parametrize(
+    ("cell", "words"),
+    [
+        ("NaN", "has a missing value at row 2"),
+        ("nan", "has a missing value at row 2"),
+        ("1e999", "has an infinite value (inf) at row 2"),
+        ("abc", "has a non-numeric value 'abc' at row 2"),
+    ],
+)
+def test_csv_bad_feature_cells(tmp_path, cell, words):
+    message = _error(_write(tmp_path, f"a,y\n1,2\n{cell},4\n"), features=["a"])
+    assert f"column 'a' of 'crops.csv' {words}" in message
+
+
+@pytest.mark.parametrize("cell", ["NaN", "inf", ""])
+def test_csv_bad_target_cells(tmp_path, cell):
+    message = _error(_write(tmp_path, f"a,y\n1,2\n3,{cell}\n"))
+    assert "column 'y' of 'crops.csv' has" in message
+    assert "at row 2" in message
+
+
+def test_csv_text_target_hints_at_classification(tmp_path):
+    message = _error(_write(tmp_path, "a,y\n1,cat\n2,dog\n"))
+    assert "non-numeric value 'cat' at row 1" in message
+    assert "task='classification'" in message
+
+
+def test_csv_empty_header_cell_clashing_with_a_pandas_name(tmp_path):
+    # pandas calls the empty second cell "Unnamed: 1", the very name of the third column.
+    message = _error(_write(tmp_path, "a,,Unnamed: 1,y\n1,2,3,4\n"))
+    assert "column name 'Unnamed: 1' appears twice in the header (columns 2 and 3)" in message
+
+
+def test_csv_readers_disagreeing_is_an_error(tmp_path):
+    # A quoted empty cell alone on its line: the csv module reads a blank line, pandas a
+    # missing value. Neither reading is taken on trust.
+    message = _error(_write(tmp_path, 'y\n1\n""\n2\n'))
+    assert "pandas reads 3 data rows, the csv module 2" in message
