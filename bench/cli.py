@@ -11,8 +11,10 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import errno
 import shlex
 import signal
+import sqlite3
 import sys
 import threading
 import time
@@ -54,7 +56,8 @@ from optimizers.parity import parity_table
 DEFAULT_OUT = Path("results/latest")
 PROJECT = Path(bench.__file__).resolve().parent.parent  # the checkout, not the working dir
 PERF_CSV = PROJECT / "results" / "perf" / "perf.csv"
-EXIT_CODES = {"SIGINT": 130, "SIGTERM": 143}
+MAX_DECADES = 300  # lr x 10^(+-decades) must stay a finite, non-zero float64
+EXIT_CODES = {"Ctrl-C": 130, "SIGTERM": 143}  # 128 + the signal's number, as shells do
 
 
 class Terminated(KeyboardInterrupt):
@@ -64,7 +67,9 @@ class Terminated(KeyboardInterrupt):
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         # One line, like every other input error (argparse would print the usage block too).
-        self.exit(2, f"error: {message} (see: python -m bench {self.prog.split()[-1]} --help)\n")
+        sub = self.prog.split()[-1]
+        where = "python -m bench" + ("" if sub == "bench" else f" {sub}")
+        self.exit(2, f"error: {message} (see: {where} --help)\n")
 
 
 def _float(flag: str) -> Callable[[str], float]:
@@ -290,6 +295,11 @@ def _sweep_config(args: argparse.Namespace, suite: Suite) -> SweepConfig:
     if args.no_claims:
         overrides["claims"] = False
     config = replace(config, **overrides)
+    if config.decades > MAX_DECADES:
+        raise ConfigError(
+            f"sweep decades must be <= {MAX_DECADES} (10^{MAX_DECADES} is about the float range)"
+            f", got {config.decades}"
+        )
     points = 2 * config.decades * config.points_per_decade + 1  # finite: checked by SweepConfig
     _check_count(int(min(points, 1e18)), "the sweep's lr grid (per method and seed)", args)
     return config
@@ -300,6 +310,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     suite = load_suite(args)
     config = _sweep_config(args, suite)
     grid, skipped = grid_specs(suite, config)
+    if not grid:  # before the output folder is touched (run_sweep says the same)
+        raise ConfigError("nothing to sweep: no problem has a hold-out split (set holdout > 0)")
     reruns = 2 * len({(s.problem, s.method) for s in grid}) * len(config.seeds)
     _check_count(len(grid) + reruns, "the sweep (grid and reruns)", args)
     _executor(args)
@@ -434,6 +446,9 @@ def _interrupted(args: argparse.Namespace, name: str) -> int:
     return EXIT_CODES[name]
 
 
+_STORAGE_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO, errno.EFBIG}
+
+
 def _on_sigterm(signum: int, frame: Any) -> None:
     raise Terminated()
 
@@ -453,10 +468,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     except MemoryError as exc:  # e.g. synthetic:n=1e12: the request cannot fit in memory
         print(f"error: out of memory: {str(exc) or 'the request does not fit'}", file=sys.stderr)
         return 2
+    except (OSError, sqlite3.OperationalError) as exc:
+        # The disk filled up or went read-only mid-way: say so in one line; finished runs
+        # are in the store (`python -m bench report DIR` rebuilds the outputs later).
+        if isinstance(exc, OSError) and exc.errno not in _STORAGE_ERRORS:
+            raise
+        print(f"error: cannot write results: {exc}", file=sys.stderr)
+        return 1
     except Terminated:
         return _interrupted(args, "SIGTERM")
     except KeyboardInterrupt:
-        return _interrupted(args, "SIGINT")
+        return _interrupted(args, "Ctrl-C")
     finally:
         if main_thread:
             signal.signal(signal.SIGTERM, previous)

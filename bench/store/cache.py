@@ -59,5 +59,6 @@ class CachedRuns:
         """(stored, total, desc) of the specs in flight: what an interruption leaves."""
         desc, specs = self.phase
         distinct = {run_key(s) for s in specs}
-        usable = self.computed if self.fresh else self.store.keys()
+        with Store(self.store.path) as store:  # ours may be closed by the unwinding
+            usable = self.computed if self.fresh else store.keys()
         return len(distinct & usable), len(distinct), desc

@@ -95,7 +95,8 @@ class Store:
         try:
             yield
         except BaseException:
-            self._db.execute("ROLLBACK")
+            if self._db.in_transaction:  # SQLite has rolled back itself on some errors (full)
+                self._db.execute("ROLLBACK")
             raise
         self._db.execute("COMMIT")
 
@@ -187,7 +188,7 @@ class Store:
         for i, key in enumerate(keys):
             if not runs[key]:
                 raise KeyError(key)
-            summary = runs[key][0]
+            summary = dict(runs[key][0])
             spec_json = summary.pop("spec")
             summary.pop("code_version"), summary.pop("stored_utc")
             spec = specs[i] if specs is not None else spec_from_dict(json.loads(spec_json))
