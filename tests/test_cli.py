@@ -381,10 +381,20 @@ def test_parity_steps_and_sweep_grid_are_bounded(capsys, tmp_path):
     code, _, err = run_cli(capsys, "parity", "--steps", "1000000", "--out", str(tmp_path / "p"))
     assert (code, err) == (2, "error: --steps must be in [1, 100000], got 1000000\n")
     code, _, err = run_cli(
-        capsys, "sweep", "--datasets", "crops15", "--decades", "1e9", "--out", str(tmp_path / "s")
+        capsys,
+        "sweep",
+        *("--datasets", "crops15", "--decades", "300", "--points-per-decade", "100"),
+        *("--out", str(tmp_path / "s")),
     )
     assert code == 2
     assert "more than the limit of 10000; pass --max-runs" in err
+    code, _, err = run_cli(
+        capsys, "sweep", "--datasets", "crops15", "--decades", "400", "--out", str(tmp_path / "s")
+    )
+    assert (code, err) == (
+        2,
+        "error: sweep decades must be <= 300 (10^300 is about the float range), got 400.0\n",
+    )
     assert not list(tmp_path.iterdir())
 
 

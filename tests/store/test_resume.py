@@ -20,7 +20,7 @@ from bench import cli
 REPO = Path(__file__).resolve().parent.parent.parent
 ARGS = [
     "run", "--datasets", "crops15", "--methods", "gd,sgd,adam", "--impl", "scratch,torch",
-    "--epochs", "150", "--seeds", "0,1", "--devices", "cpu", "--no-parity",
+    "--epochs", "80", "--seeds", "0,1", "--devices", "cpu", "--no-parity",
 ]  # fmt: skip
 TOTAL = 12
 TIMING = ["epoch_time_s", "elapsed_s", "median_epoch_time_s", "iqr_epoch_time_s", "total_time_s"]
