@@ -1,33 +1,46 @@
-"""Command line: `python -m bench {run,list,parity}`.
+"""Command line: `python -m bench {run,sweep,report,list,parity}`.
 
 Bad input of any kind ends with one line on stderr, `error: ...`, exit code 2, and no files
-written; a divergent run is a result, not an error.
+written; a divergent run is a result, not an error. Every finished run is persisted in the
+output folder's result store (`store.sqlite`) as it arrives; Ctrl-C or SIGTERM stop with a line
+saying how many runs are stored (exit 130 / 143), and the same command again finishes the rest.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import dataclasses
+import errno
+import shlex
+import signal
+import sqlite3
 import sys
+import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import pandas as pd
 
+import bench
 import datasets
 import optimizers
 from bench.errors import ConfigError
 from bench.output import run_report, sweep_report
-from bench.output.files import staged_dir, write
+from bench.output.files import OutputFolder, read_marker, write
 from bench.perf import results as perf_results
 from bench.run import envinfo, executors
 from bench.run.config import DEFAULT_SUITE, Overrides, Suite, apply_overrides, check_numbers
 from bench.run.device import resolve_devices
-from bench.run.executors import run_all
 from bench.run.models import MODELS
 from bench.run.suite_file import (
+    MAX_EPOCHS,
+    MAX_PARITY_STEPS,
+    MAX_RUNS,
+    check_seeds,
     parse_csv_list,
     parse_impls,
     parse_int_list,
@@ -35,17 +48,29 @@ from bench.run.suite_file import (
     suite_from_toml,
 )
 from bench.schema import Status
+from bench.store import FILENAME as STORE_FILE
+from bench.store import CachedRuns, Store, run_key
 from bench.sweep import SweepConfig, grid_specs, run_sweep
+from bench.sweep.protocol import from_store
 from optimizers.parity import parity_table
 
 DEFAULT_OUT = Path("results/latest")
-PERF_CSV = Path("results/perf/perf.csv")
+PROJECT = Path(bench.__file__).resolve().parent.parent  # the checkout, not the working dir
+PERF_CSV = PROJECT / "results" / "perf" / "perf.csv"
+MAX_DECADES = 300  # lr x 10^(+-decades) must stay a finite, non-zero float64
+EXIT_CODES = {"Ctrl-C": 130, "SIGTERM": 143}  # 128 + the signal's number, as shells do
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the program is, so it unwinds like Ctrl-C (stores roll back)."""
 
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         # One line, like every other input error (argparse would print the usage block too).
-        self.exit(2, f"error: {message} (see: python -m bench {self.prog.split()[-1]} --help)\n")
+        sub = self.prog.split()[-1]
+        where = "python -m bench" + ("" if sub == "bench" else f" {sub}")
+        self.exit(2, f"error: {message} (see: {where} --help)\n")
 
 
 def _float(flag: str) -> Callable[[str], float]:
@@ -69,7 +94,7 @@ def _int(flag: str) -> Callable[[str], int]:
 
 
 def _add_suite_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", type=Path, help="suite file (TOML); default: the default suite")
+    p.add_argument("--config", help="suite file (TOML); default: the default suite")
     p.add_argument(
         "--datasets",
         help="comma list of dataset names, name:opt=val specs or .csv paths; each is that "
@@ -97,7 +122,11 @@ def _add_suite_options(p: argparse.ArgumentParser) -> None:
         help="standardise features with training-set statistics",
     )
     p.add_argument("--executor", help=f"how runs are executed: {', '.join(executors.EXECUTORS)}")
-    p.add_argument("--out", type=Path, default=None, help="output folder")
+    p.add_argument("--out", help="output folder (new, empty, or an earlier optbench output)")
+    p.add_argument(
+        "--fresh", action="store_true", help="recompute every run instead of reusing the store"
+    )
+    p.add_argument("--max-runs", help=f"refuse more runs than this (default {MAX_RUNS})")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -113,40 +142,51 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--points-per-decade", help="grid density")
     sweep.add_argument("--no-claims", action="store_true", help="skip the notebooks' claims")
     listing = sub.add_parser("list", help="list methods, datasets, models and the suite's problems")
-    listing.add_argument("--config", type=Path, help="suite file whose problems to list")
+    listing.add_argument("--config", help="suite file whose problems to list")
     parity = sub.add_parser("parity", help="write parity.csv (scratch vs torch.optim)")
-    parity.add_argument("--out", type=Path, default=Path("results/parity"))
-    parity.add_argument("--steps", type=str, default="100")
+    parity.add_argument("--out", default="results/parity")
+    parity.add_argument("--steps", type=str, default="100", help=f"<= {MAX_PARITY_STEPS}")
+    report = sub.add_parser("report", help="rebuild a run or sweep folder's outputs from its store")
+    report.add_argument("dir", help="an output folder of `run` or `sweep`")
     return parser
 
 
+def _given(value: str | None) -> bool:
+    return value is not None  # empty values were refused in main(), never silently ignored
+
+
 def overrides_from_args(args: argparse.Namespace) -> Overrides:
+    g = _given
     o = Overrides(
-        datasets=parse_csv_list(args.datasets, "--datasets") if args.datasets else None,
-        problems=parse_csv_list(args.problems, "--problems") if args.problems else None,
-        targets=parse_csv_list(args.targets, "--targets") if args.targets else None,
-        features=parse_csv_list(args.features, "--features") if args.features else None,
+        datasets=parse_csv_list(args.datasets, "--datasets") if g(args.datasets) else None,
+        problems=parse_csv_list(args.problems, "--problems") if g(args.problems) else None,
+        targets=parse_csv_list(args.targets, "--targets") if g(args.targets) else None,
+        features=parse_csv_list(args.features, "--features") if g(args.features) else None,
         model=args.model,
-        methods=parse_methods(args.methods) if args.methods else None,
-        impls=parse_impls(args.impl) if args.impl else None,
-        epochs=_int("--epochs")(args.epochs) if args.epochs else None,
-        lr=_float("--lr")(args.lr) if args.lr else None,
-        momentum=_float("--momentum")(args.momentum) if args.momentum else None,
-        weight_decay=_float("--weight-decay")(args.weight_decay) if args.weight_decay else None,
-        batch_size=_int("--batch-size")(args.batch_size) if args.batch_size else None,
-        devices=resolve_devices(args.devices) if args.devices else None,
+        methods=parse_methods(args.methods) if g(args.methods) else None,
+        impls=parse_impls(args.impl) if g(args.impl) else None,
+        epochs=_int("--epochs")(args.epochs) if g(args.epochs) else None,
+        lr=_float("--lr")(args.lr) if g(args.lr) else None,
+        momentum=_float("--momentum")(args.momentum) if g(args.momentum) else None,
+        weight_decay=_float("--weight-decay")(args.weight_decay) if g(args.weight_decay) else None,
+        batch_size=_int("--batch-size")(args.batch_size) if g(args.batch_size) else None,
+        devices=resolve_devices(args.devices) if g(args.devices) else None,
         dtype=args.dtype,
-        seeds=parse_int_list(args.seeds, "--seeds") if args.seeds else None,
-        holdout=_float("--holdout")(args.holdout) if args.holdout is not None else None,
+        seeds=parse_int_list(args.seeds, "--seeds") if g(args.seeds) else None,
+        holdout=_float("--holdout")(args.holdout) if g(args.holdout) else None,
         standardize=args.standardize,
     )
     check_numbers(o)
+    if o.epochs is not None and o.epochs > MAX_EPOCHS:
+        raise ConfigError(f"--epochs must be <= {MAX_EPOCHS}, got {o.epochs}")
+    if o.seeds is not None:
+        check_seeds(o.seeds, "--seeds")
     return o
 
 
 def load_suite(args: argparse.Namespace) -> Suite:
     overrides = overrides_from_args(args)
-    suite = suite_from_toml(args.config or DEFAULT_SUITE)
+    suite = suite_from_toml(Path(args.config) if args.config is not None else DEFAULT_SUITE)
     return apply_overrides(suite, overrides)
 
 
@@ -155,69 +195,184 @@ def _say(message: str) -> None:
 
 
 def _executor(args: argparse.Namespace) -> executors.Executor:
-    return executors.get(args.executor or "serial")
+    return executors.get(getattr(args, "executor", None) or "serial")
+
+
+def _max_runs(args: argparse.Namespace) -> int:
+    if args.max_runs is None:
+        return MAX_RUNS
+    n = _int("--max-runs")(args.max_runs)
+    if n < 1:
+        raise ConfigError(f"--max-runs must be >= 1, got {n}")
+    return n
+
+
+def _check_count(n: int, what: str, args: argparse.Namespace) -> None:
+    limit = _max_runs(args)
+    if n > limit:
+        raise ConfigError(
+            f"{what}: {n} runs, more than the limit of {limit}; pass --max-runs {n} to run them"
+        )
+
+
+def _performance(out: Path) -> str | None:
+    """The latest `nox -s perf` results of this checkout (never re-measured here); a
+    malformed perf.csv is skipped with a warning."""
+    try:
+        return perf_results.markdown_section(PERF_CSV, relative_to=out)
+    except Exception as exc:  # any malformed file: the report goes on without the section
+        _say(f"warning: ignoring {PERF_CSV}: {type(exc).__name__}: {exc}".splitlines()[0])
+        return None
+
+
+def _command(args: argparse.Namespace) -> str:
+    return shlex.join(["python", "-m", "bench", *args.argv])
+
+
+@contextlib.contextmanager
+def _output(
+    args: argparse.Namespace, out: Path, kind: str, command: str | None = None
+) -> Iterator[tuple[OutputFolder, CachedRuns]]:
+    """The output folder (checked, locked, marked) and its result store, both up front."""
+    with OutputFolder.open(out, kind, command or _command(args)) as folder:
+        folder.own(STORE_FILE, f"{STORE_FILE}-journal")
+        with Store(folder.path / STORE_FILE) as store:
+            cache = CachedRuns(store, _executor(args), fresh=args.fresh, say=_say)
+            args.cache = cache  # for the interruption message
+            yield folder, cache
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     suite = load_suite(args)
     SweepConfig.from_mapping(suite.sweep)  # a malformed [sweep] table is an error here too
     specs = suite.expand()
-    executor = _executor(args)
-    out = args.out or DEFAULT_OUT
+    _check_count(len(specs), "the suite", args)
+    _executor(args)
+    out = Path(args.out) if args.out is not None else DEFAULT_OUT
     env = envinfo.collect(args.argv)
-    _say(f"optbench: {len(specs)} runs ({suite.name} suite) on {', '.join(suite.devices)}")
-    t0 = time.perf_counter()
-    results = run_all(specs, executor)
-    t1 = time.perf_counter()
-    parity = None if args.no_parity else _parity_frame(steps=100)
-    t2 = time.perf_counter()
-    # The latest `nox -s perf` results, if any, linked from this report (never re-measured here).
-    performance = perf_results.markdown_section(PERF_CSV, relative_to=out)
-    with staged_dir(out) as stage:
-        run_report.write_all(stage, results, env, parity, performance=performance)
-    t3 = time.perf_counter()
+    with _output(args, out, "run") as (folder, cache):
+        store = cache.store
+        store.set_manifest(
+            [(run_key(s), "", "") for s in specs],
+            kind="run",
+            command=folder.command,
+            parity=not args.no_parity,
+        )
+        _say(f"optbench: {len(specs)} runs ({suite.name} suite) on {', '.join(suite.devices)}")
+        t0 = time.perf_counter()
+        results = cache.results(specs, "runs")
+        t1 = time.perf_counter()
+        written = _write_run(folder, results, env, not args.no_parity)
+        t2 = time.perf_counter()
     diverged = sum(r.summary["status"] == Status.DIVERGED for r in results)
     _say(
-        f"optbench: {len(results)} runs ({diverged} diverged) in {t1 - t0:.0f} s, parity "
-        f"{t2 - t1:.0f} s, report {t3 - t2:.0f} s; wrote {out / 'report.md'}"
+        f"optbench: {len(results)} runs ({diverged} diverged; {cache.reused} reused) in "
+        f"{t1 - t0:.0f} s, report {t2 - t1:.0f} s; wrote {written}"
     )
     return 0
 
 
-def cmd_sweep(args: argparse.Namespace) -> int:
-    rerun_seeds = args.seeds
-    args.seeds = None  # --seeds means the reruns' seeds here, not the suite's
-    suite = load_suite(args)
+def _write_run(folder: OutputFolder, results: list, env: dict, parity: bool) -> Path:
+    table = _parity_frame(steps=100) if parity else None
+    performance = _performance(folder.path)
+    with folder.staged() as stage:
+        run_report.write_all(stage, results, env, table, performance=performance)
+    return folder.path / "report.md"
+
+
+def _sweep_config(args: argparse.Namespace, suite: Suite) -> SweepConfig:
     config = SweepConfig.from_mapping(suite.sweep)
     overrides: dict = {}
-    if rerun_seeds:
-        overrides["seeds"] = parse_int_list(rerun_seeds, "--seeds")
-    if args.select_seeds:
+    if args.rerun_seeds is not None:
+        overrides["seeds"] = parse_int_list(args.rerun_seeds, "--seeds")
+        check_seeds(overrides["seeds"], "--seeds")
+    if args.select_seeds is not None:
         overrides["select_seeds"] = parse_int_list(args.select_seeds, "--select-seeds")
-    if args.decades:
+        check_seeds(overrides["select_seeds"], "--select-seeds")
+    if args.decades is not None:
         overrides["decades"] = _float("--decades")(args.decades)
-    if args.points_per_decade:
+    if args.points_per_decade is not None:
         overrides["points_per_decade"] = _int("--points-per-decade")(args.points_per_decade)
     if args.no_claims:
         overrides["claims"] = False
     config = replace(config, **overrides)
-    executor = _executor(args)
-    out = args.out or Path("results/sweep")
+    if config.decades > MAX_DECADES:
+        raise ConfigError(
+            f"sweep decades must be <= {MAX_DECADES} (10^{MAX_DECADES} is about the float range)"
+            f", got {config.decades}"
+        )
+    points = 2 * config.decades * config.points_per_decade + 1  # finite: checked by SweepConfig
+    _check_count(int(min(points, 1e18)), "the sweep's lr grid (per method and seed)", args)
+    return config
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    args.rerun_seeds, args.seeds = args.seeds, None  # --seeds: the reruns' seeds, not the suite's
+    suite = load_suite(args)
+    config = _sweep_config(args, suite)
     grid, skipped = grid_specs(suite, config)
+    if not grid:  # before the output folder is touched (run_sweep says the same)
+        raise ConfigError("nothing to sweep: no problem has a hold-out split (set holdout > 0)")
+    reruns = 2 * len({(s.problem, s.method) for s in grid}) * len(config.seeds)
+    _check_count(len(grid) + reruns, "the sweep (grid and reruns)", args)
+    _executor(args)
+    out = Path(args.out) if args.out is not None else Path("results/sweep")
     env = envinfo.collect(args.argv)
+    with _output(args, out, "sweep") as (folder, cache):
+        _say(
+            f"optbench sweep: {len(grid)} grid runs, then tuned and default reruns over "
+            f"{len(config.seeds)} seeds"
+            + (f"; skipped (no hold-out): {', '.join(skipped)}" if skipped else "")
+        )
+        t0 = time.perf_counter()
+        result = run_sweep(suite, config, runs=cache)
+        cache.store.set_manifest(
+            [(run_key(spec), phase, label) for spec, phase, label in result.entries],
+            kind="sweep",
+            command=folder.command,
+            config=dataclasses.asdict(config),
+            skipped=result.skipped,
+        )
+        with folder.staged() as stage:
+            sweep_report.write_all(stage, result, config, env)
     _say(
-        f"optbench sweep: {len(grid)} grid runs, then tuned and default reruns over "
-        f"{len(config.seeds)} seeds" + (f"; skipped (no hold-out): {', '.join(skipped)}" if
-                                         skipped else "")
-    )  # fmt: skip
-    t0 = time.perf_counter()
-    result = run_sweep(suite, config, executor)
-    with staged_dir(out) as stage:
-        sweep_report.write_all(stage, result, config, env)
-    _say(
-        f"optbench sweep: {len(result.runs)} runs in {time.perf_counter() - t0:.0f} s; "
-        f"wrote {out / 'report.md'}"
+        f"optbench sweep: {len(result.runs)} runs ({cache.reused} reused) in "
+        f"{time.perf_counter() - t0:.0f} s; wrote {folder.path / 'report.md'}"
     )
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """Rebuild a folder's CSVs, plots and report.md from its store (no run is computed)."""
+    folder = Path(args.dir)
+    if not folder.is_dir():
+        raise ConfigError(f"{args.dir} is not a folder")
+    marker = read_marker(folder)
+    if marker is None or not (folder / STORE_FILE).is_file():
+        raise ConfigError(f"{args.dir} is not an optbench output folder with a {STORE_FILE}")
+    args.fresh = False
+    with _output(args, folder, marker.get("kind", "run"), marker.get("command")) as (out, cache):
+        meta = cache.store.meta()
+        if meta.get("kind") not in ("run", "sweep"):
+            raise ConfigError(f"{args.dir}/{STORE_FILE} records no run or sweep to report")
+        command = meta.get("command", "")
+        env = {**envinfo.collect(args.argv), "command": command}
+        try:
+            if meta["kind"] == "run":
+                results = cache.store.load_keys([key for key, _, _ in cache.store.manifest()])
+                written = _write_run(out, results, env, bool(meta.get("parity", True)))
+            else:
+                config = SweepConfig.from_mapping(meta.get("config", {}))
+                result = from_store(cache.store, list(meta.get("skipped", [])))
+                with out.staged() as stage:
+                    sweep_report.write_all(stage, result, config, env)
+                written = out.path / "report.md"
+        except KeyError:
+            raise ConfigError(
+                f"{args.dir}/{STORE_FILE} lacks runs of its last command; run it again to "
+                f"finish: {command}"
+            ) from None
+    _say(f"optbench report: rebuilt {written} from {folder / STORE_FILE}")
     return 0
 
 
@@ -227,18 +382,21 @@ def _parity_frame(steps: int) -> pd.DataFrame:
 
 def cmd_parity(args: argparse.Namespace) -> int:
     steps = _int("--steps")(args.steps)
-    if steps < 1:
-        raise ConfigError(f"--steps must be >= 1, got {steps}")
-    frame = _parity_frame(steps)
-    with staged_dir(args.out) as stage:
-        write(frame, stage / "parity.csv")
+    if not 1 <= steps <= MAX_PARITY_STEPS:
+        raise ConfigError(f"--steps must be in [1, {MAX_PARITY_STEPS}], got {steps}")
+    with OutputFolder.open(args.out, "parity", _command(args)) as folder:
+        frame = _parity_frame(steps)
+        with folder.staged() as stage:
+            write(frame, stage / "parity.csv")
     bitwise = int(frame["bitwise"].sum())
-    _say(f"parity: {bitwise} of {len(frame)} cases bitwise equal; wrote {args.out / 'parity.csv'}")
+    _say(
+        f"parity: {bitwise} of {len(frame)} cases bitwise equal; wrote {folder.path / 'parity.csv'}"
+    )
     return 0
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    suite = suite_from_toml(args.config or DEFAULT_SUITE)
+    suite = suite_from_toml(Path(args.config) if args.config is not None else DEFAULT_SUITE)
     print("methods (python -m bench run --methods NAME,...):")
     for name in optimizers.names():
         m = optimizers.get(name)
@@ -259,18 +417,69 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"run": cmd_run, "list": cmd_list, "parity": cmd_parity, "sweep": cmd_sweep}
+COMMANDS = {
+    "run": cmd_run,
+    "list": cmd_list,
+    "parity": cmd_parity,
+    "sweep": cmd_sweep,
+    "report": cmd_report,
+}
+
+
+def _refuse_empty(args: argparse.Namespace) -> None:
+    """`--epochs ""` is an error, never 'not given' (argparse hands over the empty string)."""
+    for dest, value in vars(args).items():
+        if isinstance(value, str) and not value.strip():
+            name = dest.upper() if dest == "dir" else "--" + dest.replace("_", "-")
+            raise ConfigError(f"{name} is empty")
+
+
+def _interrupted(args: argparse.Namespace, name: str) -> int:
+    cache: CachedRuns | None = getattr(args, "cache", None)
+    if cache is None or cache.store.path == ":memory:":
+        _say(f"interrupted ({name}); no results written")
+    else:
+        stored, total, desc = cache.in_store()
+        _say(
+            f"interrupted ({name}): {stored} of {total} {desc} are in {cache.store.path}; "
+            "run the same command again to finish"
+        )
+    return EXIT_CODES[name]
+
+
+_STORAGE_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO, errno.EFBIG}
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    raise Terminated()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     args.argv = argv
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _on_sigterm) if main_thread else None
     try:
+        _refuse_empty(args)
         return COMMANDS[args.command](args)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except MemoryError as exc:  # e.g. synthetic:n=1e12: the request cannot fit in memory
+        print(f"error: out of memory: {str(exc) or 'the request does not fit'}", file=sys.stderr)
+        return 2
+    except (OSError, sqlite3.OperationalError) as exc:
+        # The disk filled up or went read-only mid-way: say so in one line; finished runs
+        # are in the store (`python -m bench report DIR` rebuilds the outputs later).
+        if isinstance(exc, OSError) and exc.errno not in _STORAGE_ERRORS:
+            raise
+        print(f"error: cannot write results: {exc}", file=sys.stderr)
+        return 1
+    except Terminated:
+        return _interrupted(args, "SIGTERM")
     except KeyboardInterrupt:
-        print("interrupted; no results written", file=sys.stderr)
-        return 130
+        return _interrupted(args, "Ctrl-C")
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous)

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from bench import cli, fmt
-from bench.output import files, run_report
+from bench.output import run_report
 from bench.schema import EPOCH_COLUMNS
 
 REPO = Path(__file__).resolve().parent.parent
@@ -271,8 +271,8 @@ def test_missing_config_file(capsys, tmp_path):
 
 def test_a_failure_while_writing_leaves_the_previous_results(monkeypatch, capsys, tmp_path):
     out = tmp_path / "out"
-    out.mkdir()
-    (out / "report.md").write_text("previous")
+    assert cli.main(["run", *TINY, "--out", str(out)]) == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.name != "store.sqlite"}
 
     def explode(stage, *a, **k):
         (stage / "epochs.csv").write_text("half")
@@ -281,20 +281,9 @@ def test_a_failure_while_writing_leaves_the_previous_results(monkeypatch, capsys
     monkeypatch.setattr(run_report, "write_all", explode)
     with pytest.raises(RuntimeError, match="disk full"):
         cli.main(["run", *TINY, "--out", str(out)])
-    assert [p.name for p in out.iterdir()] == ["report.md"]
-    assert (out / "report.md").read_text() == "previous"
-    assert [p.name for p in tmp_path.iterdir()] == ["out"], "staging folder left behind"
-
-
-def test_staged_dir_replaces_old_results_in_one_swap(tmp_path):
-    out = tmp_path / "out"
-    out.mkdir()
-    (out / "old.txt").write_text("old")
-    with files.staged_dir(out) as stage:
-        (stage / "new.txt").write_text("new")
-        assert (out / "old.txt").exists()  # untouched until the end
-    assert [p.name for p in out.iterdir()] == ["new.txt"]
-    assert oct(out.stat().st_mode & 0o777) == "0o755"
+    after = {p.name: p.read_bytes() for p in out.iterdir() if p.name != "store.sqlite"}
+    assert after == before
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]
 
 
 def test_module_entry_point_gives_exit_2_without_traceback(tmp_path):
@@ -309,3 +298,191 @@ def test_module_entry_point_gives_exit_2_without_traceback(tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.startswith("error: unknown method 'nope'; known: gd, sgd")
     assert "Traceback" not in proc.stderr
+
+
+# ---------------------------------------------------------------------------------------------
+# The output folder, the store, input holes
+
+
+def test_a_folder_holding_a_user_file_is_refused_up_front(capsys, tmp_path, monkeypatch):
+    (tmp_path / "analysis.py").write_text("print('mine')")
+    monkeypatch.chdir(tmp_path)
+    for out in (str(tmp_path), ".", "analysis.py"):
+        code, _, err = run_cli(capsys, "run", *TINY, "--out", out)
+        assert code == 2
+        assert len(err.splitlines()) == 1
+        assert err.startswith("error: --out ")
+    assert [p.name for p in tmp_path.iterdir()] == ["analysis.py"]
+    assert (tmp_path / "analysis.py").read_text() == "print('mine')"
+
+
+def test_an_optbench_output_is_updated_in_place_and_user_files_survive(capsys, tmp_path):
+    out = tmp_path / "out"
+    assert cli.main(["run", *TINY, "--out", str(out)]) == 0
+    (out / "my_notes.md").write_text("notes")
+    first = pd.read_csv(out / "runs.csv")
+    code, _, err = run_cli(capsys, "run", *TINY, "--out", str(out))
+    assert code == 0
+    assert "optbench: 12 of 12 runs reused" in err
+    assert (out / "my_notes.md").read_text() == "notes"
+    pd.testing.assert_frame_equal(pd.read_csv(out / "runs.csv"), first, check_exact=True)
+    code, _, err = run_cli(capsys, "run", *TINY, "--out", str(out), "--fresh")
+    assert code == 0
+    assert "reused from" not in err
+
+
+def test_report_rebuilds_a_folder_from_its_store(capsys, tmp_path):
+    out = tmp_path / "out"
+    assert cli.main(["run", *TINY, "--out", str(out)]) == 0
+    epochs = (out / "epochs.csv").read_bytes()
+    (out / "epochs.csv").unlink()
+    (out / "report.md").write_text("damaged")
+    code, _, err = run_cli(capsys, "report", str(out))
+    assert code == 0, err
+    assert (out / "epochs.csv").read_bytes() == epochs
+    assert (out / "report.md").read_text().startswith("# optbench report")
+    code, _, err = run_cli(capsys, "report", str(tmp_path))
+    assert code == 2
+    assert "not an optbench output folder" in err
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["--epochs", ""], "error: --epochs is empty"),
+        (["--lr", ""], "error: --lr is empty"),
+        (["--seeds", ""], "error: --seeds is empty"),
+        (["--methods", ""], "error: --methods is empty"),
+        (["--out", ""], "error: --out is empty"),
+        (["--dtype", " "], "error: --dtype is empty"),
+        (["--epochs", "2000000"], "error: --epochs must be <= 1000000"),
+        (["--seeds", ",".join(map(str, range(1001)))], "more than the limit of 1000"),
+        (["--seeds", "99999999999"], "seeds must be in [0, 4294967295]"),
+        (["--datasets", "synthetic:n=1e12"], "error: "),
+        (["--seeds", "0-9"], "error: --seeds must be comma-separated integers"),
+        (["--seeds", "0,1", "--max-runs", "1"], "the suite: 2 runs, more than the limit of 1;"),
+    ],
+    ids=lambda v: v if isinstance(v, str) else " ".join(v)[:30],
+)
+def test_input_holes_are_one_line_exit_2_nothing_written(
+    argv, expected, capsys, tmp_path, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)
+    base = ["run", "--datasets", "crops5", "--methods", "gd", "--impl", "scratch", "--seeds", "0"]
+    code, _, err = run_cli(capsys, *base, "--epochs", "2", "--no-parity", "--out", "o", *argv)
+    assert code == 2
+    assert len(err.splitlines()) == 1, err
+    assert err.startswith("error: ")
+    assert expected in err
+    assert not list(tmp_path.iterdir()), "something was written"
+
+
+def test_parity_steps_and_sweep_grid_are_bounded(capsys, tmp_path):
+    code, _, err = run_cli(capsys, "parity", "--steps", "1000000", "--out", str(tmp_path / "p"))
+    assert (code, err) == (2, "error: --steps must be in [1, 100000], got 1000000\n")
+    code, _, err = run_cli(
+        capsys,
+        "sweep",
+        *("--datasets", "crops15", "--decades", "300", "--points-per-decade", "100"),
+        *("--out", str(tmp_path / "s")),
+    )
+    assert code == 2
+    assert "more than the limit of 10000; pass --max-runs" in err
+    code, _, err = run_cli(
+        capsys, "sweep", "--datasets", "crops15", "--decades", "400", "--out", str(tmp_path / "s")
+    )
+    assert (code, err) == (
+        2,
+        "error: sweep decades must be <= 300 (10^300 is about the float range), got 400.0\n",
+    )
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--lr", "1e38", "--methods", "adam"],
+        ["--lr", "1e39", "--methods", "gd"],
+        ["--weight-decay", "1e300", "--methods", "adamw,sgd_wd"],
+    ],
+    ids=["adam-1e38", "gd-1e39", "wd-1e300"],
+)
+def test_overflows_end_as_diverged_rows_with_a_report(argv, capsys, tmp_path):
+    out = tmp_path / "o"
+    code, _, err = run_cli(
+        capsys, "run", "--datasets", "crops5", "--epochs", "3", "--seeds", "0", "--no-parity",
+        "--dtype", "float32", "--out", str(out), *argv,
+    )  # fmt: skip
+    assert code == 0, err
+    runs = pd.read_csv(out / "runs.csv")
+    assert (runs["status"] == "diverged").all()
+    assert "Diverged" in (out / "report.md").read_text()
+
+
+def test_sweep_over_100_decades_and_an_all_diverged_sweep_finish(capsys, tmp_path):
+    tiny = ["--datasets", "crops15", "--methods", "gd", "--epochs", "2", "--no-claims"]
+    code, _, err = run_cli(
+        capsys, "sweep", *tiny, "--decades", "100", "--points-per-decade", "1", "--seeds", "0",
+        "--out", str(tmp_path / "wide"),
+    )  # fmt: skip
+    assert code == 0, err
+    sweep = pd.read_csv(tmp_path / "wide" / "sweep.csv")
+    assert len(sweep[sweep["phase"] == "grid"]) == 201
+    assert (sweep["status"] == "diverged").any()
+    code, _, err = run_cli(
+        capsys, "sweep", *tiny, "--lr", "1e39", "--decades", "0.5", "--seeds", "0",
+        "--out", str(tmp_path / "diverged"),
+    )  # fmt: skip
+    assert code == 0, err
+    grid = pd.read_csv(tmp_path / "diverged" / "sweep.csv")
+    assert (grid.loc[grid["phase"] == "grid", "status"] == "diverged").all()
+
+
+def test_a_stray_or_malformed_perf_csv_never_breaks_a_run(capsys, tmp_path, monkeypatch):
+    (tmp_path / "results" / "perf").mkdir(parents=True)
+    (tmp_path / "results" / "perf" / "perf.csv").write_text("not,a\nperf csv")
+    monkeypatch.chdir(tmp_path)  # the working directory's results/ is not the project's
+    assert cli.main(["run", *TINY, "--out", "o"]) == 0
+    bad = tmp_path / "perf.csv"
+    bad.write_text("case,median\n1-step,x\n")
+    monkeypatch.setattr(cli, "PERF_CSV", bad)
+    code, _, err = run_cli(capsys, "run", *TINY, "--out", "o2")
+    assert code == 0
+    assert [line for line in err.splitlines() if line.startswith("warning:")] == [
+        line for line in err.splitlines() if "perf.csv" in line
+    ]
+    assert sum(line.startswith("warning: ignoring") for line in err.splitlines()) == 1
+
+
+class _Interrupting:
+    """An executor that is interrupted (like Ctrl-C) after `n` results."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+    def map(self, fn, specs):
+        for i, spec in enumerate(specs):
+            if i == self.n:
+                raise KeyboardInterrupt
+            yield fn(spec)
+
+
+def test_an_interrupted_sweep_resumes_to_the_same_tables(capsys, tmp_path, monkeypatch):
+    argv = [
+        "sweep", "--datasets", "crops15", "--methods", "gd,adam", "--epochs", "3",
+        "--decades", "1", "--seeds", "0,1", "--no-claims",
+    ]  # fmt: skip
+    assert cli.main([*argv, "--out", str(tmp_path / "ref")]) == 0
+    monkeypatch.setitem(cli.executors.EXECUTORS, "interrupting", lambda: _Interrupting(3))
+    out = tmp_path / "out"
+    code, _, err = run_cli(capsys, *argv, "--out", str(out), "--executor", "interrupting")
+    assert code == 130
+    assert err.splitlines()[-1].startswith("interrupted (Ctrl-C): 3 of 10 sweep grid runs are in")
+    code, _, err = run_cli(capsys, *argv, "--out", str(out))
+    assert code == 0
+    assert "optbench: 3 of 10 sweep grid runs reused" in err
+    timing = ["median_epoch_time_s", "seconds_to_target", "epoch_time_s", "elapsed_s"]
+    for name in ("sweep.csv", "epochs.csv", "selection.csv"):
+        a, b = (pd.read_csv(d / name) for d in (out, tmp_path / "ref"))
+        a, b = (t.drop(columns=[c for c in timing if c in t]) for t in (a, b))
+        pd.testing.assert_frame_equal(a, b, check_exact=True)

@@ -105,6 +105,16 @@ def log_axis(ax: plt.Axes, which: str = "y") -> None:
     axis.set_minor_formatter(NullFormatter())
 
 
+def _nothing(path: Path, title: str) -> Path:
+    """A figure saying there is nothing to draw (every run diverged): the report links it."""
+    fig, ax = plt.subplots(figsize=(5, 2))
+    ax.axis("off")
+    ax.text(0.5, 0.5, f"{title}\nnothing to plot: no finite values", ha="center", va="center")
+    fig.savefig(path, dpi=DPI)
+    plt.close(fig)
+    return path
+
+
 def _problems(df: pd.DataFrame, *extra: str) -> list[tuple[str, ...]]:
     """Distinct (problem, *extra) in order of appearance."""
     return list(df[["problem", *extra]].drop_duplicates().itertuples(index=False))
@@ -128,6 +138,8 @@ def curves(
     transform: Callable[[pd.DataFrame], pd.Series] | None = None,
 ) -> Path:
     """One panel per problem: median over seeds of y against x, seeds' range shaded."""
+    if epochs.empty:
+        return _nothing(path, title)
     df = epochs[epochs["device"] == epochs["device"].iloc[0]].copy()
     df["_y"] = transform(df) if transform is not None else df[y]
     problems = _problems(df)
@@ -198,7 +210,8 @@ def epoch_times(epochs: pd.DataFrame, path: Path) -> Path:
             pos += 1.0
         ax.set_yticks([p for p, _ in labels], [m for _, m in labels], fontsize=8)
         ax.invert_yaxis()
-        log_axis(ax, "x")
+        if _positive(sub["epoch_time_s"]):  # every run diverged in its first epoch: no times
+            log_axis(ax, "x")
         _label_panel(
             ax,
             f"{problem} ({device})",
@@ -299,7 +312,8 @@ def profile(taus: np.ndarray, rho: dict[str, np.ndarray], path: Path, what: str)
     ax.set_ylabel("fraction of problems")
     ax.set_title(f"Performance profile ({what})")
     ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=8, loc="lower right", ncols=2)
+    if rho:  # no method reached its target (every run diverged): nothing to label
+        ax.legend(fontsize=8, loc="lower right", ncols=2)
     fig.tight_layout()
     fig.savefig(path, dpi=DPI)
     plt.close(fig)
@@ -309,6 +323,8 @@ def profile(taus: np.ndarray, rho: dict[str, np.ndarray], path: Path, what: str)
 def train_vs_holdout(epochs: pd.DataFrame, path: Path) -> Path:
     """Per problem: training (solid) and hold-out (dotted) loss, median over seeds."""
     df = epochs[np.isfinite(epochs["holdout_loss"])]
+    if df.empty:
+        return _nothing(path, title="Generalisation: no tuned runs")
     problems = _problems(df)
     fig, axes = _grid(len(problems))
     methods = [m for m in optimizers.names() if m in set(df["method"])]

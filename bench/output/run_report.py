@@ -42,6 +42,9 @@ def findings(runs: pd.DataFrame, epochs: pd.DataFrame) -> list[str]:
         best = g.loc[g["final_train_loss"].idxmin()]
         worst = g.loc[g["final_train_loss"].idxmax()]
         t = times[times["problem"] == label].set_index("method")
+        t = t[np.isfinite(t["median_epoch_time_s"])]  # a run diverged in epoch 1 has no time
+        if t.empty:
+            continue
         fastest = t["median_epoch_time_s"].idxmin()
         out.append(
             f"**{label}**: lowest final training loss with `{best['method']}` "

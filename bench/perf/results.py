@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import os
 import shutil
+import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict
 from pathlib import Path
@@ -13,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from bench import fmt
-from bench.output.files import staged_dir
+from bench.output.files import OutputFolder
 from bench.perf.plot import plot
 from bench.perf.timing import COLUMNS, Row
 
@@ -48,11 +49,15 @@ def write_outputs(
 ) -> list[str]:
     """Write perf.csv, perf.png, perf.md (and a copy of pytest-benchmark's JSON) into `out`.
 
-    The folder is replaced in one step at the end (`staged_dir`), so a failure leaves the
-    previous results in place. Returns the file names written.
+    The folder follows optbench's output rules (`bench.output.files.OutputFolder`): each file
+    is replaced in one step at the end, so a failure leaves the previous results in place, and
+    files optbench did not write are never touched. Returns the file names written.
     """
-    out = Path(out)
-    with staged_dir(out) as stage:
+    command = " ".join(["python -m pytest", *sys.argv[1:]])
+    with (
+        OutputFolder.open(out, "perf", command, flag="perf output") as folder,
+        folder.staged() as stage,
+    ):
         write_csv(rows, stage / "perf.csv")
         plot(read_csv(stage / "perf.csv"), stage / "perf.png")
         (stage / "perf.md").write_text(markdown_section(stage / "perf.csv") + "\n")

@@ -5,7 +5,9 @@ Any problem with a file is a one-line ConfigError naming the file and the key.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,35 +19,136 @@ from bench.run.config import DEFAULT_EPOCHS, DEFAULT_SEEDS, Problem, Suite, no_d
 from bench.run.device import resolve_devices
 from bench.run.spec import get_method
 
-_SUITE_KEYS = {
-    "name",
-    "methods",
-    "impl",
-    "devices",
-    "dtype",
-    "seeds",
-    "epochs",
-    "batch_size",
-    "holdout",
-    "standardize",
-    "model",
-    "hparams",
-    "problems",
-    "sweep",
+# Bounds on counts, named in every message that enforces them (a typo such as --epochs 1e9
+# would otherwise run for days or exhaust memory before saying anything).
+MAX_EPOCHS = 1_000_000
+MAX_SEEDS = 1_000  # seeds in one suite
+MAX_SEED = 2**32 - 1
+MAX_RUNS = 10_000  # runs of one command, unless --max-runs raises it
+MAX_PARITY_STEPS = 100_000
+
+
+@dataclass(frozen=True)
+class Constraint:
+    """What a value must be: `test(value)` and the words for the message `KEY must be WHAT`."""
+
+    what: str
+    test: Callable[[Any], bool]
+
+    def check(self, key: str, value: Any, where: str) -> None:
+        if not self.test(value):
+            prefix = f"{where}: " if where else ""
+            raise ConfigError(f"{prefix}{key} must be {self.what}, got {value!r}")
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _int_in(lo: int, hi: int | None) -> Constraint:
+    return Constraint(
+        f"an integer in [{lo}, {hi}]" if hi is not None else f"an integer >= {lo}",
+        lambda v: _is_int(v) and v >= lo and (hi is None or v <= hi),
+    )
+
+
+STRING = Constraint("a string", lambda v: isinstance(v, str))
+BOOL = Constraint("true or false (a TOML boolean, not a string)", lambda v: isinstance(v, bool))
+TABLE = Constraint("a table", lambda v: isinstance(v, Mapping))
+NAMES = Constraint(
+    "a list of names or a comma-separated string",
+    lambda v: isinstance(v, str) or (isinstance(v, list) and all(isinstance(x, str) for x in v)),
+)
+FRACTION = Constraint("a number in [0, 1)", lambda v: _is_number(v) and 0 <= v < 1)
+EPOCHS = _int_in(1, MAX_EPOCHS)
+BATCH = _int_in(1, None)
+SEEDS = Constraint(
+    f"a list of at most {MAX_SEEDS} distinct integers in [0, {MAX_SEED}]",
+    lambda v: (
+        isinstance(v, list)
+        and len(v) <= MAX_SEEDS
+        and all(_is_int(s) and 0 <= s <= MAX_SEED for s in v)
+    ),
+)
+PROBLEMS = Constraint(
+    "an array of tables ([[problems]])",
+    lambda v: isinstance(v, list) and all(isinstance(p, Mapping) for p in v),
+)
+
+# One table of key -> constraint per record (scikit-learn's `_parameter_constraints`).
+SUITE_CONSTRAINTS: dict[str, Constraint] = {
+    "name": STRING,
+    "methods": NAMES,
+    "impl": NAMES,
+    "devices": NAMES,
+    "dtype": STRING,
+    "seeds": SEEDS,
+    "epochs": EPOCHS,
+    "batch_size": BATCH,
+    "holdout": FRACTION,
+    "standardize": BOOL,
+    "model": STRING,
+    "hparams": TABLE,
+    "problems": PROBLEMS,
+    "sweep": TABLE,
 }
-_PROBLEM_KEYS = {
-    "dataset",
-    "name",
-    "model",
-    "targets",
-    "features",
-    "methods",
-    "epochs",
-    "batch_size",
-    "holdout",
-    "standardize",
-    "hparams",
+PROBLEM_CONSTRAINTS: dict[str, Constraint] = {
+    "dataset": STRING,
+    "name": STRING,
+    "model": STRING,
+    "targets": NAMES,
+    "features": NAMES,
+    "methods": NAMES,
+    "epochs": EPOCHS,
+    "batch_size": BATCH,
+    "holdout": FRACTION,
+    "standardize": BOOL,
+    "hparams": TABLE,
 }
+
+
+def check_table(
+    table: Mapping[str, Any], constraints: Mapping[str, Constraint], where: str
+) -> None:
+    """Unknown keys, then each key's type and range; the first problem is a ConfigError."""
+    _check_keys(table, set(constraints), where or "suite")
+    for key, value in table.items():
+        constraints[key].check(key, value, where)
+
+
+def _hparam_constraint(method: optimizers.Method, key: str) -> Constraint | None:
+    """A hyperparameter takes the kind of its default: a boolean, a number or a tuple of
+    numbers (betas); None when the default says nothing (the optimizer then checks it)."""
+    default = method.resolve().get(key)
+    if isinstance(default, bool):
+        return BOOL
+    if isinstance(default, int | float):
+        return Constraint("a finite number", _is_number)
+    if isinstance(default, tuple):
+        return Constraint(
+            f"a list of {len(default)} numbers",
+            lambda v: (
+                isinstance(v, list | tuple)
+                and len(v) == len(default)
+                and all(_is_number(x) for x in v)
+            ),
+        )
+    return None
+
+
+def _check_hparam(key: str, value: Any, where: str, methods: Sequence[str]) -> None:
+    """A key given for all methods: checked against the first method that takes it."""
+    for name in methods:
+        method = get_method(name)
+        if key in method.hparam_names:
+            rule = _hparam_constraint(method, key)
+            if rule is not None:
+                rule.check(key, value, where)
+            return
 
 
 def _split_hparams(table: Mapping[str, Any], where: str) -> tuple[dict, dict]:
@@ -61,6 +164,11 @@ def _split_hparams(table: Mapping[str, Any], where: str) -> tuple[dict, dict]:
                     f"{where}: method {key!r} does not take {', '.join(bad)}; "
                     f"it takes {', '.join(sorted(allowed))}"
                 )
+            for k, v in value.items():
+                if k == "batch_size":
+                    BATCH.check(f"{key}.batch_size", v, where)
+                elif (rule := _hparam_constraint(method, k)) is not None:
+                    rule.check(f"{key}.{k}", v, where)
             per_method[key] = dict(value)
         else:
             generic[key] = value
@@ -68,6 +176,8 @@ def _split_hparams(table: Mapping[str, Any], where: str) -> tuple[dict, dict]:
     bad = sorted(set(generic) - known)
     if bad:
         raise ConfigError(f"{where}: unknown hyperparameter {', '.join(bad)}")
+    for key, value in generic.items():
+        _check_hparam(key, value, where, optimizers.names())
     return generic, per_method
 
 
@@ -126,18 +236,16 @@ def suite_from_toml(path: Path) -> Suite:
 
 
 def suite_from_dict(data: Mapping[str, Any]) -> Suite:
-    _check_keys(data, _SUITE_KEYS, "suite")
+    check_table(data, SUITE_CONSTRAINTS, "")
     generic, per_method = _split_hparams(data.get("hparams", {}), "[hparams]")
     default_model = data.get("model", "linear")
     problems = []
     raw_problems = data.get("problems", [])
-    if not isinstance(raw_problems, list):
-        raise ConfigError("problems must be an array of tables ([[problems]])")
     for i, raw in enumerate(raw_problems):
         where = f"[[problems]] #{i + 1}"
-        if not isinstance(raw, Mapping) or "dataset" not in raw:
+        if "dataset" not in raw:
             raise ConfigError(f"{where}: needs a dataset")
-        _check_keys(raw, _PROBLEM_KEYS, where)
+        check_table(raw, PROBLEM_CONSTRAINTS, where)
         p_generic, p_method = _split_hparams(raw.get("hparams", {}), f"{where} hparams")
         problems.append(
             Problem(
@@ -156,8 +264,6 @@ def suite_from_dict(data: Mapping[str, Any]) -> Suite:
             )
         )
     seeds = data.get("seeds", list(DEFAULT_SEEDS))
-    if not isinstance(seeds, list) or not all(isinstance(s, int) for s in seeds):
-        raise ConfigError("seeds must be a list of integers")
     no_duplicates(seeds, "seeds")
     return Suite(
         name=str(data.get("name", "custom")),
@@ -170,7 +276,7 @@ def suite_from_dict(data: Mapping[str, Any]) -> Suite:
         epochs=data.get("epochs", DEFAULT_EPOCHS),
         batch_size=data.get("batch_size"),
         holdout=data.get("holdout"),
-        standardize=bool(data.get("standardize", False)),
+        standardize=data.get("standardize", False),
         hparams=generic,
         method_hparams=per_method,
         sweep=_table(data.get("sweep", {}), "[sweep]"),
@@ -195,3 +301,12 @@ def parse_int_list(text: str, what: str) -> tuple[int, ...]:
         return tuple(int(p) for p in parse_csv_list(text, what))
     except ValueError:
         raise ConfigError(f"{what} must be comma-separated integers, got {text!r}") from None
+
+
+def check_seeds(seeds: Sequence[int], what: str) -> None:
+    """At most MAX_SEEDS seeds, each in [0, MAX_SEED] (the TOML's SEEDS constraint)."""
+    if len(seeds) > MAX_SEEDS:
+        raise ConfigError(f"{what}: {len(seeds)} seeds, more than the limit of {MAX_SEEDS}")
+    for s in seeds:
+        if not 0 <= s <= MAX_SEED:
+            raise ConfigError(f"{what}: seeds must be in [0, {MAX_SEED}], got {s}")

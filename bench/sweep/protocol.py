@@ -25,11 +25,14 @@ from bench.analysis import claims
 from bench.analysis.tables import tables
 from bench.errors import ConfigError
 from bench.run.config import Suite
-from bench.run.executors import Executor, run_all
+from bench.run.executors import Executor
 from bench.run.runner import RunResult
 from bench.run.spec import RunSpec, get_method
 from bench.schema import Status, freeze_hparams
+from bench.store import CachedRuns, Store
 from bench.sweep.config import SweepConfig
+
+Entry = tuple[RunSpec, str, str]  # (spec, phase, label): one run of the sweep
 
 
 @dataclass(frozen=True)
@@ -44,6 +47,7 @@ class SweepResult:
     runs: pd.DataFrame
     selection: pd.DataFrame  # per (problem, method): chosen hparams and its score
     skipped: list[str] = field(default_factory=list)  # problems that could not be tuned
+    entries: list[Entry] = field(default_factory=list)  # every run, in order (the manifest)
 
 
 def _tag(results: Sequence[RunResult], phase: str, labels: Sequence[str]) -> list[RunResult]:
@@ -132,20 +136,52 @@ def rerun_specs(
     return tuned, default
 
 
-def run_sweep(suite: Suite, config: SweepConfig, executor: Executor | None = None) -> SweepResult:
-    """Grid -> selection -> tuned and default reruns (+ the notebooks' claims experiment)."""
+def run_sweep(
+    suite: Suite,
+    config: SweepConfig,
+    executor: Executor | None = None,
+    runs: CachedRuns | None = None,
+) -> SweepResult:
+    """Grid -> selection -> tuned and default reruns (+ the notebooks' claims experiment).
+
+    Every phase goes through `runs` (a result store: what is stored is reused, so an
+    interrupted sweep resumes where it stopped); by default a throwaway in-memory store.
+    """
+    runs = runs or CachedRuns(Store(":memory:"), executor)
     grid, skipped = grid_specs(suite, config)
     if not grid:
         raise ConfigError("nothing to sweep: no problem has a hold-out split (set holdout > 0)")
-    results = _tag(run_all(grid, executor, desc="sweep grid"), "grid", [s.method for s in grid])
+    entries: list[Entry] = [(s, "grid", s.method) for s in grid]
+    results = _tag(runs.results(grid, "sweep grid runs"), "grid", [s.method for s in grid])
     selection = select(tables(results)[1])
     tuned, default = rerun_specs(suite, config, selection)
-    for phase, specs in (("tuned", tuned), ("default", default)):
-        batch = run_all(specs, executor, desc=f"{phase} reruns")
-        results += _tag(batch, phase, [s.method for s in specs])
+    phases = [("tuned", tuned, [s.method for s in tuned])]
+    phases.append(("default", default, [s.method for s in default]))
     if config.claims:
         labelled = claims.claim_specs(config.seeds)
-        batch = run_all([s for _, s in labelled], executor, desc="notebook claims")
-        results += _tag(batch, "claims", [lab for lab, _ in labelled])
+        phases.append(("claims", [s for _, s in labelled], [lab for lab, _ in labelled]))
+    for phase, specs, labels in phases:
+        entries += zip(specs, [phase] * len(specs), labels, strict=True)
+        results += _tag(runs.results(specs, f"{phase} runs"), phase, labels)
+    return assemble(results, skipped, entries)
+
+
+def assemble(results: Sequence[RunResult], skipped: list[str], entries: list[Entry]) -> SweepResult:
+    """The sweep's tables from its tagged results (selection recomputed from the grid rows)."""
     epochs, runs = tables(results)
-    return SweepResult(epochs, runs, selection, skipped)
+    selection = select(runs[runs["phase"] == "grid"])
+    return SweepResult(epochs, runs, selection, skipped, entries)
+
+
+def from_store(store: Store, skipped: list[str]) -> SweepResult:
+    """The sweep recorded in a store's manifest, rebuilt from its rows (`bench report`)."""
+    manifest = store.manifest()
+    stored = store.load_keys([key for key, _, _ in manifest])
+    results: list[RunResult] = []
+    for r, (_, phase, label) in zip(stored, manifest, strict=True):
+        results += _tag([r], phase, [label])
+    return assemble(
+        results,
+        skipped,
+        [(r.spec, p, lab) for r, (_, p, lab) in zip(stored, manifest, strict=True)],
+    )

@@ -9,6 +9,7 @@ registered by name in `EXECUTORS` (`--executor NAME`); adding one is one file in
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, Protocol
 
@@ -61,10 +62,31 @@ class SerialExecutor:
         return map(fn, specs)
 
 
+class _Lines:
+    """Progress for a log (stderr not a terminal): one short line every ~10% or ~30 s."""
+
+    def __init__(self, results: Iterable[RunResult], total: int, desc: str) -> None:
+        self.results, self.total, self.desc = results, total, desc
+
+    def __iter__(self) -> Iterator[RunResult]:
+        start = last = time.monotonic()
+        step = max(1, self.total // 10)
+        for done, result in enumerate(self.results, 1):
+            yield result
+            now = time.monotonic()
+            if done < self.total and (done % step == 0 or now - last >= 30):
+                last = now
+                print(
+                    f"{self.desc}: {done}/{self.total} ({now - start:.0f} s)",
+                    file=sys.stderr,
+                    flush=True,
+                )
+
+
 def _progress(results: Iterable[RunResult], total: int, desc: str) -> Iterable[RunResult]:
-    """A progress bar on a terminal, nothing when stderr is a file or a pipe (CI logs)."""
+    """A progress bar on a terminal; a line every ~10% or ~30 s in a log (CI, nohup)."""
     if not sys.stderr.isatty():
-        return results
+        return _Lines(results, total, desc) if total >= 20 else results
     return tqdm(results, total=total, desc=desc, unit="run", file=sys.stderr)
 
 
@@ -73,12 +95,19 @@ def run_all(
     executor: Executor | None = None,
     fn: Callable[[RunSpec], RunResult] = run,
     desc: str = "runs",
+    on_result: Callable[[RunResult], None] | None = None,
 ) -> list[RunResult]:
-    """Every spec's result, in the order of `specs`, whatever order the executor finishes in."""
+    """Every spec's result, in the order of `specs`, whatever order the executor finishes in.
+
+    `on_result(result)` is called in this process as each result arrives, before the next one
+    is taken (the result store persists each run there, so a kill loses only runs in flight).
+    """
     slots: dict[RunSpec, list[int]] = {}
     for i, spec in enumerate(specs):
         slots.setdefault(spec, []).append(i)
     out: list[RunResult | None] = [None] * len(specs)
     for result in _progress((executor or SerialExecutor()).map(fn, specs), len(specs), desc):
+        if on_result is not None:
+            on_result(result)
         out[slots[result.spec].pop(0)] = result
     return out  # type: ignore[return-value]

@@ -1,0 +1,147 @@
+"""The result store: exact round trips, content-hash keys, reuse, atomic runs."""
+
+from __future__ import annotations
+
+import math
+import shutil
+import sqlite3
+import subprocess
+from dataclasses import replace
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from bench.analysis.tables import tables
+from bench.run.executors import run_all
+from bench.run.runner import RunResult, run
+from bench.run.spec import RunSpec
+from bench.schema import freeze_hparams
+from bench.store import CachedRuns, Store, keys, run_key
+
+
+def spec(**kw) -> RunSpec:
+    base = dict(dataset="crops5", method="adam", hparams=freeze_hparams({"lr": 0.1}), epochs=3)
+    return RunSpec(**{**base, **kw})
+
+
+@pytest.fixture(scope="module")
+def results() -> list[RunResult]:
+    specs = [spec(), spec(seed=1), spec(method="gd", hparams=freeze_hparams({"lr": 1e39}))]
+    return run_all(specs)
+
+
+def test_a_run_reads_back_exactly(results, tmp_path):
+    with Store(tmp_path / "s.sqlite") as store:
+        for r in results:
+            store.put(r)
+    with Store(tmp_path / "s.sqlite") as store:  # a fresh connection: nothing cached
+        back = store.load_keys([run_key(r.spec) for r in results])
+    for a, b in zip(results, back, strict=True):
+        assert b.spec == a.spec  # rebuilt from the stored JSON
+        assert b.summary.keys() == a.summary.keys()
+        for x, y in [*zip(a.rows, b.rows, strict=True), (a.summary, b.summary)]:
+            for k, v in x.items():
+                if isinstance(v, float) and math.isnan(v):
+                    assert math.isnan(y[k]), k
+                else:
+                    assert y[k] == v, k  # floats bitwise
+                    # an int in a REAL column (sum([]) == 0 of a run without epochs) reads 0.0
+                    assert type(y[k]) is type(v) or type(v) is int, k
+    assert back[2].summary["status"] == "diverged"
+    pd.testing.assert_frame_equal(tables(back)[0], tables(results)[0])
+
+
+def test_the_store_is_plain_sql(results, tmp_path):
+    path = tmp_path / "s.sqlite"
+    with Store(path) as store:
+        store.put(results[0])
+    db = sqlite3.connect(path)
+    (n,) = db.execute("SELECT count(*) FROM epochs WHERE method = 'adam'").fetchone()
+    assert n == 4  # epochs 0..3
+    frame = pd.read_sql("SELECT method, seed, final_train_loss FROM runs", db)
+    assert frame["final_train_loss"].iloc[0] == results[0].summary["final_train_loss"]
+
+
+def test_the_key_changes_with_what_changes_the_numbers(monkeypatch, tmp_path):
+    s = spec()
+    assert run_key(s) == run_key(spec())
+    assert run_key(s) != run_key(spec(seed=1))
+    assert run_key(s) != run_key(spec(problem="renamed"))  # the rows carry the name
+    monkeypatch.setattr(keys, "code_version", lambda: "another version")
+    other = run_key(s)
+    monkeypatch.undo()
+    assert other != run_key(s)
+    csv = tmp_path / "t.csv"
+    csv.write_text("x,y\n1,2\n2,3\n3,5\n4,4\n")
+    a = run_key(spec(dataset=str(csv), targets=("y",), method="gd"))
+    csv.write_text("x,y\n1,2\n2,3\n3,5\n4,9\n")
+    assert a != run_key(spec(dataset=str(csv), targets=("y",), method="gd"))
+
+
+class Counting:
+    def __init__(self) -> None:
+        self.ran: list[RunSpec] = []
+
+    def map(self, fn, specs):
+        for s in specs:
+            self.ran.append(s)
+            yield fn(s)
+
+
+def test_stored_runs_are_reused_and_fresh_recomputes_once(tmp_path):
+    specs = [spec(), spec(seed=1)]
+    messages: list[str] = []
+    with Store(tmp_path / "s.sqlite") as store:
+        ex = Counting()
+        first = CachedRuns(store, ex, say=messages.append).results(specs[:1])
+        again = CachedRuns(store, ex, say=messages.append).results([*specs, specs[0]])
+        assert ex.ran == specs  # the stored one was not run again, the duplicate once
+        assert messages == [f"optbench: 1 of 2 runs reused from {store.path}; computing 1"]
+        assert again[0].rows == first[0].rows == again[2].rows
+        fresh = CachedRuns(store, ex, fresh=True)
+        fresh.results(specs)
+        fresh.results(specs)  # a later phase of the same invocation reuses what it computed
+        assert ex.ran == specs + specs
+
+
+def test_a_run_is_stored_whole_or_not_at_all(results, tmp_path):
+    broken = RunResult(results[0].spec, [*results[0].rows[:-1], {"epoch": object()}])
+    with Store(tmp_path / "s.sqlite") as store:
+        with pytest.raises(sqlite3.Error):
+            store.put(replace(broken, summary=results[0].summary))
+        assert len(store) == 0
+        assert store._db.execute("SELECT count(*) FROM epochs").fetchone() == (0,)
+
+
+def test_a_fresh_run_equals_a_stored_one_bitwise(results, tmp_path):
+    with Store(tmp_path / "s.sqlite") as store:
+        store.put(results[0])
+        again = run(results[0].spec)
+        stored = store.load([results[0].spec])[0]
+    losses = ["train_loss", "holdout_loss", "init_hash", "status"]
+    a, b = tables([again])[0][losses], tables([stored])[0][losses]
+    pd.testing.assert_frame_equal(a, b, check_exact=True)
+
+
+def test_the_readme_query_example_runs(tmp_path, monkeypatch, capsys):
+    """The README's pandas and sqlite3 examples, run against a real output folder's store."""
+    from bench import cli
+
+    text = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = text[text.index("**Querying it.**") :]
+    python = section.split("```python\n", 1)[1].split("```", 1)[0]
+    shell = section.split("```bash\n", 1)[1].split("```", 1)[0].split("duckdb", 1)[0]
+    monkeypatch.chdir(tmp_path)
+    argv = ["run", "--datasets", "crops5", "--methods", "gd,adam", "--epochs", "2", "--seeds", "0"]
+    assert cli.main([*argv, "--no-parity"]) == 0  # default --out: results/latest
+    capsys.readouterr()
+    exec(python, {})  # the README's own code
+    printed = capsys.readouterr().out
+    assert "crops5" in printed
+    assert "adam" in printed
+    assert "gd" in printed
+    if shutil.which("sqlite3") is None:
+        pytest.skip("the sqlite3 shell is not installed (the pandas example ran)")
+    out = subprocess.run(["bash", "-c", shell], capture_output=True, text=True, check=True)
+    assert sorted(line.split("|")[0] for line in out.stdout.split()) == ["adam", "gd"]
