@@ -96,6 +96,9 @@ def _add_suite_options(p: argparse.ArgumentParser) -> None:
         help="standardise features with training-set statistics",
     )
     p.add_argument("--executor", help=f"how runs are executed: {', '.join(executors.EXECUTORS)}")
+    p.add_argument("--workers", help="dask: local worker processes (default: the machine's cores)")
+    p.add_argument("--scheduler", help="dask: address of an existing scheduler, tcp://host:port")
+    p.add_argument("--threads", help="torch intra-op threads per run (default 1)")
     p.add_argument("--out", type=Path, default=None, help="output folder")
 
 
@@ -153,20 +156,28 @@ def _say(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def _executor(args: argparse.Namespace) -> executors.Executor:
-    return executors.get(args.executor or "serial")
+def _executor(args: argparse.Namespace, suite: Suite) -> executors.Executor:
+    flags = {
+        "executor": args.executor,
+        "workers": _int("--workers")(args.workers) if args.workers else None,
+        "scheduler": args.scheduler,
+        "threads": _int("--threads")(args.threads) if args.threads else None,
+    }
+    return executors.build(suite.execution, flags)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     suite = load_suite(args)
     SweepConfig.from_mapping(suite.sweep)  # a malformed [sweep] table is an error here too
     specs = suite.expand()
-    executor = _executor(args)
+    executor = _executor(args, suite)
     out = args.out or DEFAULT_OUT
     env = envinfo.collect(args.argv)
     _say(f"optbench: {len(specs)} runs ({suite.name} suite) on {', '.join(suite.devices)}")
     t0 = time.perf_counter()
-    results = run_all(specs, executor)
+    with executor:
+        results = run_all(specs, executor)
+    env.update(executor.info())  # executor, workers, threads: how the runs shared the machine
     t1 = time.perf_counter()
     parity = None if args.no_parity else _parity_frame(steps=100)
     t2 = time.perf_counter()
@@ -200,7 +211,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     if args.no_claims:
         overrides["claims"] = False
     config = replace(config, **overrides)
-    executor = _executor(args)
+    executor = _executor(args, suite)
     out = args.out or Path("results/sweep")
     grid, skipped = grid_specs(suite, config)
     env = envinfo.collect(args.argv)
@@ -210,7 +221,9 @@ def cmd_sweep(args: argparse.Namespace) -> int:
                                          skipped else "")
     )  # fmt: skip
     t0 = time.perf_counter()
-    result = run_sweep(suite, config, executor)
+    with executor:
+        result = run_sweep(suite, config, executor)
+    env.update(executor.info())
     with staged_dir(out) as stage:
         sweep_report.write_all(stage, result, config, env)
     _say(

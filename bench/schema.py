@@ -39,8 +39,10 @@ EPOCH_COLUMNS: Final = [
     "holdout_loss",
     "train_accuracy",
     "holdout_accuracy",
-    "epoch_time_s",
-    "elapsed_s",
+    "epoch_time_s",  # wall time of the epoch's training work, raw
+    "epoch_cpu_s",  # CPU time of the process over the same region (see bench.run.device)
+    "elapsed_s",  # cumulative training time, a disturbed epoch counted at the run's median
+    "disturbed",  # the epoch's wall time is far above the run's median or its CPU time
     "status",
 ]
 # Evaluated after every epoch on the whole training and hold-out sets; a metric a task does not

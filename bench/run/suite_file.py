@@ -17,6 +17,7 @@ from bench.run.config import DEFAULT_EPOCHS, DEFAULT_SEEDS, Problem, Suite, no_d
 from bench.run.device import resolve_devices
 from bench.run.spec import get_method
 
+EXECUTION_KEYS = ("executor", "workers", "scheduler", "threads")
 _SUITE_KEYS = {
     "name",
     "methods",
@@ -32,6 +33,7 @@ _SUITE_KEYS = {
     "hparams",
     "problems",
     "sweep",
+    *EXECUTION_KEYS,
 }
 _PROBLEM_KEYS = {
     "dataset",
@@ -174,7 +176,22 @@ def suite_from_dict(data: Mapping[str, Any]) -> Suite:
         hparams=generic,
         method_hparams=per_method,
         sweep=_table(data.get("sweep", {}), "[sweep]"),
+        execution=_execution(data),
     )
+
+
+def _execution(data: Mapping[str, Any]) -> dict[str, Any]:
+    """executor = "dask", workers = 2, scheduler = "tcp://...", threads = 1 (checked further by
+    the executor itself)."""
+    out = {k: data[k] for k in EXECUTION_KEYS if k in data}
+    for key in ("executor", "scheduler"):
+        if key in out and not isinstance(out[key], str):
+            raise ConfigError(f"{key} must be a string, got {out[key]!r}")
+    for key in ("workers", "threads"):
+        value = out.get(key, 1)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ConfigError(f"{key} must be an integer >= 1, got {value!r}")
+    return out
 
 
 def _table(value: Any, where: str) -> dict[str, Any]:
