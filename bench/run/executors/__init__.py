@@ -110,13 +110,17 @@ def build(file: Mapping[str, Any], flags: Mapping[str, Any]) -> Executor:
     """The executor a command asks for: its flags (None = not given) over the suite file's keys
     (`executor`, `workers`, `scheduler`, `threads`), over the defaults (serial, DEFAULT_THREADS).
 
+    `--workers`/`--scheduler` without any executor named mean dask (nothing else takes them).
     The file's `workers`/`scheduler` belong to the file's executor: a flag naming another one
     drops them, and `--workers` replaces the file's `scheduler` (and vice versa). Options the
     chosen executor does not take are a ConfigError, never silently ignored.
     """
     options = {k: v for k, v in file.items() if v is not None}
     given = {k: v for k, v in flags.items() if v is not None}
-    name = given.pop("executor", None) or options.get("executor") or "serial"
+    name = given.pop("executor", None) or options.get("executor")
+    if name is None:  # --workers or --scheduler alone can only mean dask
+        dask_only = {"workers", "scheduler"} & (set(given) | set(options))
+        name = "dask" if dask_only else "serial"
     if name != options.pop("executor", "serial"):
         options = {k: v for k, v in options.items() if k == "threads"}
     if "workers" in given or "scheduler" in given:
