@@ -32,9 +32,10 @@ import torch
 from bench.errors import ConfigError
 
 KNOWN_DEVICES = ("cpu", "cuda")
-# One intra-op thread per run: measured on this project's problems (tiny tables, 500-row
-# synthetic, diabetes) a second thread never made an epoch faster and made most slower; and a
-# parallel executor runs one single-threaded run per core (README, "Trustworthy timing").
+# One intra-op thread per run: measured side by side on a shared 2-core machine, a second thread
+# made no epoch of this project's problems more than 4% faster (tables, diabetes, a 200k x 100
+# synthetic) and the 500-row synthetic 3-19x slower while the other core was busy; a parallel
+# executor runs one single-threaded run per core anyway (README, "Timings you can trust").
 DEFAULT_THREADS = 1
 cpu_clock = time.process_time
 

@@ -144,6 +144,8 @@ def test_build_executor_from_file_and_flags():
                              {**none, "executor": "serial"})  # fmt: skip
     assert isinstance(serial, SerialExecutor)
     assert serial.threads == 2
+    from_file = executors.build({"workers": 2}, none)  # workers alone: dask, in a file too
+    assert (type(from_file).__name__, from_file.workers) == ("DaskExecutor", 2)
     implied = executors.build({}, {**none, "scheduler": "tcp://x:1"})  # only dask takes it
     assert (type(implied).__name__, implied.scheduler) == ("DaskExecutor", "tcp://x:1")
     with pytest.raises(ConfigError, match="apply to --executor dask"):

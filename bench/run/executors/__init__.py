@@ -115,13 +115,18 @@ def build(file: Mapping[str, Any], flags: Mapping[str, Any]) -> Executor:
     drops them, and `--workers` replaces the file's `scheduler` (and vice versa). Options the
     chosen executor does not take are a ConfigError, never silently ignored.
     """
+
+    def named(table: dict[str, Any]) -> str | None:
+        """The executor a table names, or implies (workers or scheduler: only dask takes them)."""
+        name = table.pop("executor", None)
+        return name or ("dask" if {"workers", "scheduler"} & set(table) else None)
+
     options = {k: v for k, v in file.items() if v is not None}
     given = {k: v for k, v in flags.items() if v is not None}
-    name = given.pop("executor", None) or options.get("executor")
-    if name is None:  # --workers or --scheduler alone can only mean dask
-        dask_only = {"workers", "scheduler"} & (set(given) | set(options))
-        name = "dask" if dask_only else "serial"
-    if name != options.pop("executor", "serial"):
+    in_file, in_flags = named(options), named(dict(given))
+    given.pop("executor", None)
+    name = in_flags or in_file or "serial"
+    if name != (in_file or "serial"):
         options = {k: v for k, v in options.items() if k == "threads"}
     if "workers" in given or "scheduler" in given:
         options.pop("workers", None)
