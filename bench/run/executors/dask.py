@@ -143,7 +143,13 @@ class DaskExecutor:
                         f"the Dask scheduler at {self.scheduler} has no workers "
                         f"(waited {WAIT_FOR_WORKERS_S} s)"
                     ) from None
-            self._client.register_plugin(_worker_plugin(self.threads))
+            try:  # the plug-in is optbench code: the first thing a worker must import
+                self._client.register_plugin(_worker_plugin(self.threads))
+            except Exception as exc:
+                raise ConfigError(
+                    f"the Dask workers cannot load optbench ({exc}); start the scheduler and the "
+                    "workers with the optbench checkout on their path: PYTHONPATH=/path/to/optbench"
+                ) from None
             self._info = self._describe()
         except BaseException:
             self.close()
