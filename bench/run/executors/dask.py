@@ -241,7 +241,15 @@ class DaskExecutor:
         futures = as_completed([submit(s) for s in itertools.islice(pending, limit)])
         try:
             for future in futures:
-                result = future.result()
+                try:
+                    result = future.result()
+                except RuntimeError as exc:  # the scheduler unpickles specs: it needs optbench
+                    if "deserialization of the task graph" not in str(exc):
+                        raise
+                    raise ConfigError(
+                        f"the Dask scheduler at {self.scheduler} cannot load optbench; start it "
+                        "with the optbench checkout on its path: PYTHONPATH=/path/to/optbench"
+                    ) from None
                 future.release()
                 nxt = next(pending, None)
                 if nxt is not None:
