@@ -122,6 +122,9 @@ def _add_suite_options(p: argparse.ArgumentParser) -> None:
         help="standardise features with training-set statistics",
     )
     p.add_argument("--executor", help=f"how runs are executed: {', '.join(executors.EXECUTORS)}")
+    p.add_argument("--workers", help="dask: local worker processes (default: the machine's cores)")
+    p.add_argument("--scheduler", help="dask: address of an existing scheduler, tcp://host:port")
+    p.add_argument("--threads", help="torch intra-op threads per run (default 1)")
     p.add_argument("--out", help="output folder (new, empty, or an earlier optbench output)")
     p.add_argument(
         "--fresh", action="store_true", help="recompute every run instead of reusing the store"
@@ -194,8 +197,14 @@ def _say(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def _executor(args: argparse.Namespace) -> executors.Executor:
-    return executors.get(getattr(args, "executor", None) or "serial")
+def _executor(args: argparse.Namespace, suite: Suite) -> executors.Executor:
+    flags = {
+        "executor": args.executor,
+        "workers": _int("--workers")(args.workers) if args.workers else None,
+        "scheduler": args.scheduler,
+        "threads": _int("--threads")(args.threads) if args.threads else None,
+    }
+    return executors.build(suite.execution, flags)
 
 
 def _max_runs(args: argparse.Namespace) -> int:
@@ -231,13 +240,17 @@ def _command(args: argparse.Namespace) -> str:
 
 @contextlib.contextmanager
 def _output(
-    args: argparse.Namespace, out: Path, kind: str, command: str | None = None
+    args: argparse.Namespace,
+    out: Path,
+    kind: str,
+    executor: executors.Executor,
+    command: str | None = None,
 ) -> Iterator[tuple[OutputFolder, CachedRuns]]:
     """The output folder (checked, locked, marked) and its result store, both up front."""
     with OutputFolder.open(out, kind, command or _command(args)) as folder:
         folder.own(STORE_FILE, f"{STORE_FILE}-journal")
         with Store(folder.path / STORE_FILE) as store:
-            cache = CachedRuns(store, _executor(args), fresh=args.fresh, say=_say)
+            cache = CachedRuns(store, executor, fresh=args.fresh, say=_say)
             args.cache = cache  # for the interruption message
             yield folder, cache
 
@@ -247,10 +260,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     SweepConfig.from_mapping(suite.sweep)  # a malformed [sweep] table is an error here too
     specs = suite.expand()
     _check_count(len(specs), "the suite", args)
-    _executor(args)
+    executor = _executor(args, suite)
     out = Path(args.out) if args.out is not None else DEFAULT_OUT
     env = envinfo.collect(args.argv)
-    with _output(args, out, "run") as (folder, cache):
+    with executor, _output(args, out, "run", executor) as (folder, cache):
         store = cache.store
         store.set_manifest(
             [(run_key(s), "", "") for s in specs],
@@ -261,6 +274,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         _say(f"optbench: {len(specs)} runs ({suite.name} suite) on {', '.join(suite.devices)}")
         t0 = time.perf_counter()
         results = cache.results(specs, "runs")
+        env.update(executor.info())  # executor, workers, threads: how runs shared the machine
         t1 = time.perf_counter()
         written = _write_run(folder, results, env, not args.no_parity)
         t2 = time.perf_counter()
@@ -315,10 +329,10 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         raise ConfigError("nothing to sweep: no problem has a hold-out split (set holdout > 0)")
     reruns = 2 * len({(s.problem, s.method) for s in grid}) * len(config.seeds)
     _check_count(len(grid) + reruns, "the sweep (grid and reruns)", args)
-    _executor(args)
+    executor = _executor(args, suite)
     out = Path(args.out) if args.out is not None else Path("results/sweep")
     env = envinfo.collect(args.argv)
-    with _output(args, out, "sweep") as (folder, cache):
+    with executor, _output(args, out, "sweep", executor) as (folder, cache):
         _say(
             f"optbench sweep: {len(grid)} grid runs, then tuned and default reruns over "
             f"{len(config.seeds)} seeds"
@@ -326,6 +340,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         )
         t0 = time.perf_counter()
         result = run_sweep(suite, config, runs=cache)
+        env.update(executor.info())
         cache.store.set_manifest(
             [(run_key(spec), phase, label) for spec, phase, label in result.entries],
             kind="sweep",
@@ -351,7 +366,9 @@ def cmd_report(args: argparse.Namespace) -> int:
     if marker is None or not (folder / STORE_FILE).is_file():
         raise ConfigError(f"{args.dir} is not an optbench output folder with a {STORE_FILE}")
     args.fresh = False
-    with _output(args, folder, marker.get("kind", "run"), marker.get("command")) as (out, cache):
+    with _output(
+        args, folder, marker.get("kind", "run"), executors.get("serial"), marker.get("command")
+    ) as (out, cache):
         meta = cache.store.meta()
         if meta.get("kind") not in ("run", "sweep"):
             raise ConfigError(f"{args.dir}/{STORE_FILE} records no run or sweep to report")

@@ -39,13 +39,30 @@ EPOCH_COLUMNS: Final = [
     "holdout_loss",
     "train_accuracy",
     "holdout_accuracy",
-    "epoch_time_s",
-    "elapsed_s",
+    "epoch_time_s",  # wall time of the epoch's training work, raw
+    "epoch_cpu_s",  # CPU time of the process over the same region (see bench.run.device)
+    "elapsed_s",  # cumulative training time, a disturbed epoch counted at the run's median
+    "disturbed",  # the epoch's wall time is far above the run's median or its CPU time
     "status",
 ]
 # Evaluated after every epoch on the whole training and hold-out sets; a metric a task does not
 # have (accuracy of a regression) is empty.
 METRIC_COLUMNS: Final = ["train_loss", "holdout_loss", "train_accuracy", "holdout_accuracy"]
+# Columns that depend on the clock, not on the seed: everything else is equal between a serial,
+# a parallel and a resumed run of the same specs.
+TIMING_COLUMNS: Final = [
+    "epoch_time_s",
+    "epoch_cpu_s",
+    "elapsed_s",
+    "disturbed",
+    "median_epoch_time_s",
+    "iqr_epoch_time_s",
+    "total_time_s",
+    "total_cpu_s",
+    "disturbed_epochs",
+    "time_stats_exclude_disturbed",
+    "seconds_to_target",
+]
 # What identifies a run apart from its implementation: scratch and torch twins share these.
 RUN_KEYS: Final = ["problem", "dataset", "model", "method", "device", "dtype", "seed", "hparams"]
 # What fixes the data and initial weights of a run (init_hash is constant over the rest).

@@ -14,7 +14,8 @@ import torch
 
 from bench import cli, fmt
 from bench.output import run_report
-from bench.schema import EPOCH_COLUMNS
+from bench.run.executors import SerialExecutor
+from bench.schema import EPOCH_COLUMNS, TIMING_COLUMNS
 
 REPO = Path(__file__).resolve().parent.parent
 TINY = [
@@ -454,10 +455,11 @@ def test_a_stray_or_malformed_perf_csv_never_breaks_a_run(capsys, tmp_path, monk
     assert sum(line.startswith("warning: ignoring") for line in err.splitlines()) == 1
 
 
-class _Interrupting:
+class _Interrupting(SerialExecutor):
     """An executor that is interrupted (like Ctrl-C) after `n` results."""
 
     def __init__(self, n: int) -> None:
+        super().__init__()
         self.n = n
 
     def map(self, fn, specs):
@@ -481,7 +483,7 @@ def test_an_interrupted_sweep_resumes_to_the_same_tables(capsys, tmp_path, monke
     code, _, err = run_cli(capsys, *argv, "--out", str(out))
     assert code == 0
     assert "optbench: 3 of 10 sweep grid runs reused" in err
-    timing = ["median_epoch_time_s", "seconds_to_target", "epoch_time_s", "elapsed_s"]
+    timing = TIMING_COLUMNS
     for name in ("sweep.csv", "epochs.csv", "selection.csv"):
         a, b = (pd.read_csv(d / name) for d in (out, tmp_path / "ref"))
         a, b = (t.drop(columns=[c for c in timing if c in t]) for t in (a, b))

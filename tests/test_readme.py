@@ -6,14 +6,17 @@ grow an example that nobody checks, nor keep one the code no longer honours.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import re
 import shlex
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import torch
+from distributed import LocalCluster
 
 from bench import cli
 
@@ -83,6 +86,21 @@ def help_text(out: Path, captured: str) -> None:
     assert "--problems" in captured
 
 
+def on_dask(out: Path) -> None:
+    env = json.loads((out / "results/sweep/env.json").read_text())
+    assert (env["executor"], env["workers"], env["torch_threads"]) == ("dask", 2, 1)
+    sweep = pd.read_csv(out / "results/sweep/sweep.csv")
+    assert set(sweep["status"]) <= {"ok", "diverged"}
+    assert len(sweep) > 0
+
+
+def on_scheduler(out: Path) -> None:
+    env = json.loads((out / "results/latest/env.json").read_text())
+    assert env["executor"] == "dask"
+    assert env["scheduler"] == "tcp://127.0.0.1:8786"
+    assert len(runs_of(out / "results/latest")) > 0
+
+
 PROMISES: dict[str, Callable[..., None]] = {
     "nox -s bench -- --datasets crops15 --methods gd,sgd,minibatch --epochs 200 "
     "--seeds 0,1,2,3,4": crops15_linear,
@@ -91,7 +109,28 @@ PROMISES: dict[str, Callable[..., None]] = {
     ),
     "nox -s bench -- --config my_suite.toml --out results/mine": my_suite,
     "nox -s bench -- --help": help_text,
+    "python -m bench sweep --executor dask --workers 2": on_dask,
+    "python -m bench run --scheduler tcp://127.0.0.1:8786": on_scheduler,
 }
+
+
+@contextlib.contextmanager
+def scheduler_for(argv: list[str]) -> Iterator[None]:
+    """The README's `dask scheduler` + `dask worker` at the address a command names, on
+    127.0.0.1, for as long as the command runs (stopped by this test)."""
+    if "--scheduler" not in argv:
+        yield
+        return
+    port = int(argv[argv.index("--scheduler") + 1].rsplit(":", 1)[1])
+    with LocalCluster(
+        n_workers=1,
+        threads_per_worker=1,
+        host="127.0.0.1",
+        scheduler_port=port,
+        dashboard_address=None,
+        processes=True,
+    ):
+        yield
 
 
 @pytest.fixture
@@ -123,7 +162,9 @@ def test_readme_command_does_what_the_readme_says(command, workdir, capsys):
         assert exit_.value.code == 0
         PROMISES[command](workdir, capsys.readouterr().out)
         return
-    assert cli.main([*argv, *FAST.get(argv[0], []), "--no-parity"]) == 0
+    extra = ["--no-parity"] if argv[0] == "run" else []
+    with scheduler_for(argv):
+        assert cli.main([*argv, *FAST.get(argv[0], []), *extra]) == 0
     PROMISES[command](workdir)
 
 

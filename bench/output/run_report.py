@@ -15,6 +15,7 @@ import pandas as pd
 from bench import fmt
 from bench.analysis.stats import median_ci
 from bench.analysis.tables import median_over_seeds, parity_by_method, tables, time_ratio
+from bench.analysis.timing import ELAPSED_CAPTION, parallel_note, time_note
 from bench.output import plots
 from bench.output.files import write
 from bench.run.runner import RunResult
@@ -30,7 +31,9 @@ INTERVAL = (
 # Findings: sentences computed from the tables, each with the numbers behind it
 
 
-def findings(runs: pd.DataFrame, epochs: pd.DataFrame) -> list[str]:
+def findings(
+    runs: pd.DataFrame, epochs: pd.DataFrame, env: dict[str, Any] | None = None
+) -> list[str]:
     out: list[str] = []
     scratch = runs[(runs["impl"] == "scratch") & (runs["device"] == runs["device"].iloc[0])]
     finals = median_over_seeds(scratch, "final_train_loss")
@@ -83,6 +86,8 @@ def findings(runs: pd.DataFrame, epochs: pd.DataFrame) -> list[str]:
             f"Per-epoch time, scratch / torch.optim: median {r.median():.3f} over {len(r)} "
             f"paired runs (middle half {r.quantile(0.25):.3f}–{r.quantile(0.75):.3f})."
         )
+    if parallel_note(env or {}):
+        out.append(f"Every time above was {parallel_note(env or {})}.")
     hold = scratch[np.isfinite(scratch["final_holdout_loss"])]
     if not hold.empty:
         gaps = median_over_seeds(hold.assign(gap=hold["final_holdout_loss"]), "gap")
@@ -239,6 +244,7 @@ def render(
     devices = list(dict.fromkeys(runs["device"]))
     seeds = sorted(set(runs["seed"]))
     hashes = runs.groupby(["problem", "seed"])["init_hash"].nunique()
+    note = time_note(epochs, env)  # next to every time figure (parallel timing, exclusions)
     lines = [
         f"# {title}",
         "",
@@ -252,7 +258,7 @@ def render(
         f"({', '.join(devices)}) x {len(seeds)} seeds ({', '.join(map(str, seeds))}); "
         f"dtype {', '.join(dict.fromkeys(runs['dtype']))}.",
         f"- Total training time {fmt.seconds(runs['total_time_s'].sum())} "
-        f"(timed steps only; evaluation and warm-up excluded).",
+        f"(timed steps only; evaluation and warm-up excluded). {note}",
         f"- Same initial weights: every run of a (problem, seed) starts from the same weights; "
         f"`init_hash` has {'one value' if (hashes == 1).all() else 'SEVERAL values (bug!)'} "
         f"per (problem, seed) across all methods, implementations and devices.",
@@ -273,6 +279,12 @@ def render(
                     f"{env['torch_cpu_capability']})",
                 ],
                 ["GPU", env["gpu"] or "none"],
+                [
+                    "execution",
+                    f"{env.get('executor', 'serial')}: {env.get('workers', 1)} worker(s) x "
+                    f"{env.get('runs_per_worker', 1)} run(s) at a time, "
+                    f"{env.get('torch_threads')} torch thread(s) per run",
+                ],
                 ["python / torch / numpy", f"{env['python']} / {env['torch']} / {env['numpy']}"],
                 [
                     "git",
@@ -306,7 +318,7 @@ def render(
         lines += [
             f"## Wall time per epoch ({device})",
             "",
-            f"Each run's median epoch time, then {INTERVAL}:",
+            f"Each run's median epoch time, then {INTERVAL}. {note}",
             "",
             _metric_table(on, "median_epoch_time_s", by_impl=True, time=True),
             "",
@@ -322,7 +334,7 @@ def render(
         *([performance, ""] if performance else []),
         "## Findings",
         "",
-        *[f"- {f}" for f in findings(runs, epochs)],
+        *[f"- {f}" for f in findings(runs, epochs, env)],
         "",
         "## Files",
         "",
@@ -353,10 +365,11 @@ def write_all(
     if parity is not None:
         written.append(write(parity, out / "parity.csv"))
     written.append(write(env, out / "env.json"))
+    par = f"; {parallel_note(env)}" if parallel_note(env) else ""
     figures = [
         ("Training loss per epoch", "loss_vs_epoch.png"),
-        ("Training loss against wall time", "loss_vs_time.png"),
-        ("Wall time per epoch", "epoch_time.png"),
+        (f"Training loss against wall time ({ELAPSED_CAPTION}{par})", "loss_vs_time.png"),
+        (f"Wall time per epoch (raw, every epoch{par})", "epoch_time.png"),
         ("Final loss: scratch vs torch.optim", "final_loss_scratch_vs_torch.png"),
     ]
     written.append(

@@ -13,6 +13,7 @@ import pandas as pd
 
 from bench import fmt
 from bench.analysis import claims, stats, targets
+from bench.analysis.timing import parallel_note, time_note
 from bench.output import plots
 from bench.output.files import write
 from bench.schema import Status
@@ -290,6 +291,7 @@ def render(
         "",
         f"## Tuned results (median [95% interval] over {len(config.seeds)} seeds)",
         "",
+        *([time_note(sweep.epochs, env), ""] if time_note(sweep.epochs, env) else []),
         _tuned_tables(summary),
         "",
         "## Suboptimality",
@@ -303,7 +305,8 @@ def render(
         "",
         "Fraction of problems each method solves (reaches the target) within tau times the "
         "fastest method's wall time on that problem (median over seeds); a curve that stays "
-        "low never gets there.",
+        "low never gets there. Disturbed epochs count at their run's median epoch time"
+        + (f"; {parallel_note(env)}." if parallel_note(env) else "."),
         "",
         f"![Performance profile]({figures['profile']})",
         "",

@@ -77,6 +77,8 @@ class Suite:
     hparams: Mapping[str, Any] = field(default_factory=dict)
     method_hparams: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     sweep: Mapping[str, Any] = field(default_factory=dict)  # checked by bench.sweep.SweepConfig
+    # How to run, not what: executor, workers, scheduler, threads (bench.run.executors.build).
+    execution: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         no_duplicates([p.label for p in self.problems], "problem names")

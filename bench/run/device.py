@@ -5,11 +5,26 @@ a barrier (`synchronize`) and a `Stopwatch` for the timed region. On CUDA, kerne
 asynchronously, so a host clock read without a barrier would time the launches, not the work;
 the CUDA stopwatch records events on the stream and waits for the end event before reading.
 Tests drive the runner with a recording backend on CPU.
+
+Threads: torch's intra-op thread count changes epoch times (on tiny problems a second thread
+costs more in hand-off than it saves) and can change the order of float reductions, i.e. the
+losses. Every executor pins it (`set_threads`, `DEFAULT_THREADS` unless told otherwise), in the
+serial path and in every worker alike, so the same spec gives the same numbers wherever it runs.
+
+CPU time: `cpu_clock` is `time.process_time`, the CPU time of the whole process, read around the
+timed region next to the wall clock. The process clock (not `thread_time`) because with more
+than one intra-op thread the work runs partly on torch's pool threads, which `thread_time` would
+miss, so an undisturbed multi-threaded epoch would look descheduled; the process clock also counts
+the few background threads of a Dask worker, which only makes "wall far above CPU" rarer (the
+detector errs toward not flagging). On CUDA the host's CPU time measures launches and waiting,
+not the device's work: `Backend.cpu_time_meaningful` is False there and no epoch is judged by it.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Protocol
 
 import torch
@@ -17,6 +32,33 @@ import torch
 from bench.errors import ConfigError
 
 KNOWN_DEVICES = ("cpu", "cuda")
+# One intra-op thread per run: measured side by side on a shared 2-core machine, a second thread
+# made no epoch of this project's problems more than 4% faster (tables, diabetes, a 200k x 100
+# synthetic) and the 500-row synthetic 3-19x slower while the other core was busy; a parallel
+# executor runs one single-threaded run per core anyway (README, "Timings you can trust").
+DEFAULT_THREADS = 1
+cpu_clock = time.process_time
+
+
+def set_threads(n: int) -> int:
+    """Pin torch's intra-op threads to `n` (>= 1); returns the count it had before."""
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ConfigError(f"threads must be an integer >= 1, got {n!r}")
+    before = torch.get_num_threads()
+    if n != before:
+        torch.set_num_threads(n)
+    return before
+
+
+@contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """`set_threads(n)` for the duration of the block, then the count it had before."""
+    before = set_threads(n)
+    try:
+        yield
+    finally:
+        if torch.get_num_threads() != before:
+            torch.set_num_threads(before)
 
 
 class Stopwatch(Protocol):
@@ -29,6 +71,7 @@ class Stopwatch(Protocol):
 class Backend(Protocol):
     name: str
     torch_device: torch.device
+    cpu_time_meaningful: bool  # does the host's CPU time measure the epoch's work?
 
     def synchronize(self) -> None: ...
     def stopwatch(self) -> Stopwatch: ...
@@ -69,6 +112,7 @@ class CudaEventStopwatch:
 class CpuBackend:
     name = "cpu"
     torch_device = torch.device("cpu")
+    cpu_time_meaningful = True
 
     def synchronize(self) -> None:
         return None
@@ -80,6 +124,7 @@ class CpuBackend:
 class CudaBackend:
     name = "cuda"
     torch_device = torch.device("cuda")
+    cpu_time_meaningful = False  # the host launches and waits; the work is on the device
 
     def synchronize(self) -> None:
         torch.cuda.synchronize(self.torch_device)

@@ -1,4 +1,10 @@
-"""The environment a set of results was measured in, captured once per invocation."""
+"""The environment a set of results was measured in, captured once per invocation.
+
+`collect()` records the machine and versions. How the runs shared that machine is added by the
+command from its executor (`Executor.info()`): `executor`, `workers`, `runs_per_worker`,
+`parallel_runs` (runs timed at the same time), `torch_threads` (intra-op threads per run, which
+replaces the count this process happened to have) and `cores`; `scheduler` for Dask.
+"""
 
 from __future__ import annotations
 

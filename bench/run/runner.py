@@ -5,6 +5,13 @@ Losses are evaluated on the whole training set and the hold-out set between epoc
 the timed region, so evaluation never inflates an epoch's time and never perturbs training.
 Before timing, a warm-up runs the same code on a throwaway copy of the model and optimizer
 (first-call allocations, lazy kernel loading), so the recorded trajectory is unaffected.
+
+Disturbed epochs: each epoch records its wall time (`epoch_time_s`) and the process's CPU time
+over the same region (`epoch_cpu_s`). On a shared machine whole stretches of epochs can run
+10-300x slower than the rest because the process was descheduled; `disturbed_epochs` flags those
+(thresholds below), the run's time statistics are taken over the undisturbed epochs, and
+`elapsed_s` counts a disturbed epoch at the run's median epoch time, so a loss-vs-time curve
+shows no stall that the optimizer did not cause. The raw `epoch_time_s` is kept.
 """
 
 from __future__ import annotations
@@ -22,13 +29,24 @@ from torch import nn
 import optimizers
 from bench.run import tasks
 from bench.run.data import DTYPE, device_tensors
-from bench.run.device import Backend, get_backend
+from bench.run.device import Backend, cpu_clock, get_backend
 from bench.run.seeding import derive_seed, tensor_hash
 from bench.run.spec import RunSpec
 from bench.run.tasks.base import Loss, Task
 from bench.schema import METRIC_COLUMNS, Status, problem_name
 
 WARMUP_STEPS = 8
+
+# An epoch repeats the same work (same shapes, same number of steps, same code), so on a quiet
+# machine its wall time stays close to the run's median; 3x is far beyond that jitter yet well
+# below the 10-300x stalls seen when other work takes the core.
+DISTURBED_OVER_MEDIAN = 3.0
+# A CPU epoch keeps its thread busy throughout, so its wall time is about its CPU time; wall more
+# than twice the CPU time means the process spent longer off the CPU than on it (descheduled,
+# paging). The slack keeps microsecond epochs from being flagged for one timer interrupt or
+# context switch, which costs tens of microseconds.
+DISTURBED_OVER_CPU = 2.0
+DISTURBED_SLACK_S = 0.5e-3
 
 
 @dataclass(frozen=True)
@@ -102,17 +120,38 @@ class Epochs:
         self.stopwatch = backend.stopwatch()
         self.shuffle = batch_size < X.shape[0]
         self.buffers = (torch.zeros_like(X), torch.zeros_like(Y)) if self.shuffle else None
+        self.cpu_s = math.nan  # CPU time of the last timed epoch
 
     def timed(self) -> float:
+        """One epoch; returns its wall seconds and leaves its CPU seconds in `cpu_s`."""
         perm = None
         if self.shuffle:
             perm = torch.randperm(self.X.shape[0], generator=self.gen).to(self.X.device)
         self.backend.synchronize()
+        cpu0 = cpu_clock()  # outside the wall clock's region: the wall time never pays for it
         self.stopwatch.start()
         train_epoch(
             self.model, self.opt, self.X, self.Y, self.batch_size, perm, self.buffers, self.loss_fn
         )
-        return self.stopwatch.stop()
+        wall = self.stopwatch.stop()
+        self.cpu_s = cpu_clock() - cpu0
+        return wall
+
+
+def disturbed_epochs(
+    walls: Sequence[float], cpus: Sequence[float], cpu_meaningful: bool = True
+) -> list[bool]:
+    """Which epochs were disturbed: wall > DISTURBED_OVER_MEDIAN x the run's median wall time,
+    or (where CPU time measures the work) wall > DISTURBED_OVER_CPU x CPU + DISTURBED_SLACK_S.
+    An epoch without a time (an overflow) is not judged."""
+    finite = [w for w in walls if math.isfinite(w)]
+    median = statistics.median(finite) if finite else math.nan
+    out = []
+    for wall, cpu in zip(walls, cpus, strict=True):
+        slow = wall > DISTURBED_OVER_MEDIAN * median
+        off_cpu = cpu_meaningful and wall > DISTURBED_OVER_CPU * cpu + DISTURBED_SLACK_S
+        out.append(bool(math.isfinite(wall) and (slow or off_cpu)))
+    return out
 
 
 def _evaluate(task: Task, model: nn.Module, data: Sequence[torch.Tensor]) -> dict[str, float]:
@@ -198,18 +237,15 @@ def run(spec: RunSpec, backend: Backend | None = None) -> RunResult:
         "init_hash": init_hash,
     }
     rows = [_row(base, 0, _evaluate(task, model, tensors), 0.0, 0.0, Status.OK)]
-    status, elapsed, times = Status.OK, 0.0, []
+    status = Status.OK
     for epoch in range(1, spec.epochs + 1):
         overflow = False
         try:
-            seconds = epochs.timed()
+            seconds, cpu = epochs.timed(), epochs.cpu_s
         except RuntimeError as exc:
             if not _overflowed(exc):
                 raise
-            overflow, seconds = True, math.nan
-        else:
-            times.append(seconds)
-            elapsed += seconds
+            overflow, seconds, cpu = True, math.nan, math.nan
         metrics = _evaluate(task, model, tensors)
         if (
             overflow
@@ -217,11 +253,13 @@ def run(spec: RunSpec, backend: Backend | None = None) -> RunResult:
             or not _finite_state(model, epochs.opt)
         ):
             status = Status.DIVERGED
-        rows.append(_row(base, epoch, metrics, seconds, elapsed, status))
+        rows.append(_row(base, epoch, metrics, seconds, cpu, status))
         if status == Status.DIVERGED:
             break
+    timing = _judge_epochs(rows, backend.cpu_time_meaningful)
     loss_star = task.optimum(spec, data)
-    return RunResult(spec, rows, _summary(base, rows, times, status, data, spec, n, loss_star))
+    summary = _summary(base, rows, timing, status, data, spec, n, loss_star)
+    return RunResult(spec, rows, summary)
 
 
 def _row(
@@ -229,7 +267,7 @@ def _row(
     epoch: int,
     metrics: dict[str, float],
     seconds: float,
-    elapsed: float,
+    cpu: float,
     status: str,
 ) -> dict[str, Any]:
     return {
@@ -237,25 +275,54 @@ def _row(
         "epoch": epoch,
         **metrics,
         "epoch_time_s": seconds,
-        "elapsed_s": elapsed,
+        "epoch_cpu_s": cpu,
+        "elapsed_s": 0.0,  # set by _judge_epochs once the run's median is known
+        "disturbed": False,
         "status": status,
+    }
+
+
+def _judge_epochs(rows: list[dict[str, Any]], cpu_meaningful: bool) -> dict[str, Any]:
+    """Flag the disturbed epochs in `rows`, fill `elapsed_s` (a disturbed epoch counted at the
+    median undisturbed epoch time) and return the run's time statistics."""
+    timed = [r for r in rows[1:] if math.isfinite(r["epoch_time_s"])]
+    walls = [r["epoch_time_s"] for r in timed]
+    flags = disturbed_epochs(walls, [r["epoch_cpu_s"] for r in timed], cpu_meaningful)
+    clean = [w for w, bad in zip(walls, flags, strict=True) if not bad]
+    # Every epoch disturbed (the whole run descheduled): statistics over all of them, said so.
+    over = clean or walls
+    median = statistics.median(over) if over else math.nan
+    if len(over) > 1:
+        q1, _, q3 = statistics.quantiles(over, n=4, method="inclusive")
+    else:
+        q1 = q3 = median
+    for r, bad in zip(timed, flags, strict=True):
+        r["disturbed"] = bad
+    elapsed = 0.0
+    for r in rows[1:]:
+        if math.isfinite(r["epoch_time_s"]):
+            elapsed += median if r["disturbed"] else r["epoch_time_s"]
+        r["elapsed_s"] = elapsed
+    return {
+        "median_epoch_time_s": median,
+        "iqr_epoch_time_s": q3 - q1,
+        "total_time_s": sum(walls),
+        "total_cpu_s": sum(r["epoch_cpu_s"] for r in timed),
+        "disturbed_epochs": sum(flags),
+        "time_stats_exclude_disturbed": bool(clean),
     }
 
 
 def _summary(
     base: dict[str, Any],
     rows: list[dict[str, Any]],
-    times: list[float],
+    timing: dict[str, Any],
     status: str,
     data: Any,
     spec: RunSpec,
     n: int,
     loss_star: float,
 ) -> dict[str, Any]:
-    if len(times) > 1:
-        q1, _, q3 = statistics.quantiles(times, n=4, method="inclusive")
-    else:
-        q1 = q3 = times[0] if times else math.nan
     last = rows[-1]
     return {
         **base,
@@ -273,7 +340,6 @@ def _summary(
         "final_holdout_accuracy": last["holdout_accuracy"],
         "loss_star": loss_star,
         "gap_to_optimum": last["train_loss"] - loss_star,
-        "median_epoch_time_s": statistics.median(times) if times else math.nan,
-        "iqr_epoch_time_s": q3 - q1,
-        "total_time_s": sum(times),
+        **timing,  # median and IQR over undisturbed epochs; totals over all (raw)
+        "torch_threads": torch.get_num_threads(),
     }

@@ -19,6 +19,7 @@ from bench.run.config import DEFAULT_EPOCHS, DEFAULT_SEEDS, Problem, Suite, no_d
 from bench.run.device import resolve_devices
 from bench.run.spec import get_method
 
+EXECUTION_KEYS = ("executor", "workers", "scheduler", "threads")
 # Bounds on counts, named in every message that enforces them (a typo such as --epochs 1e9
 # would otherwise run for days or exhaust memory before saying anything).
 MAX_EPOCHS = 1_000_000
@@ -95,6 +96,11 @@ SUITE_CONSTRAINTS: dict[str, Constraint] = {
     "hparams": TABLE,
     "problems": PROBLEMS,
     "sweep": TABLE,
+    # How to run, not what (bench.run.executors.build checks the combination).
+    "executor": STRING,
+    "workers": _int_in(1, None),
+    "scheduler": STRING,
+    "threads": _int_in(1, None),
 }
 PROBLEM_CONSTRAINTS: dict[str, Constraint] = {
     "dataset": STRING,
@@ -280,7 +286,14 @@ def suite_from_dict(data: Mapping[str, Any]) -> Suite:
         hparams=generic,
         method_hparams=per_method,
         sweep=_table(data.get("sweep", {}), "[sweep]"),
+        execution=_execution(data),
     )
+
+
+def _execution(data: Mapping[str, Any]) -> dict[str, Any]:
+    """executor = "dask", workers = 2, scheduler = "tcp://...", threads = 1: types are checked
+    by SUITE_CONSTRAINTS, the combination by `bench.run.executors.build`."""
+    return {k: data[k] for k in EXECUTION_KEYS if k in data}
 
 
 def _table(value: Any, where: str) -> dict[str, Any]:

@@ -56,7 +56,9 @@ def _plain(value: Any) -> Any:
 
 
 def _decl(value: Any) -> str:
-    if isinstance(value, bool | int):
+    if isinstance(value, bool | np.bool_):  # SQLite keeps 0/1; the declared type restores bool
+        return "BOOLEAN"
+    if isinstance(value, int):
         return "INTEGER"
     if isinstance(value, float):
         return "REAL"
@@ -159,9 +161,11 @@ class Store:
         return len({run_key(s) for s in specs} & self.keys())
 
     def _records(self, table: str, keys: Sequence[str], order: str) -> dict[str, list[dict]]:
-        """The records of `keys`, grouped by key; REAL columns' NULLs read back as NaN."""
+        """The records of `keys`, grouped by key; REAL columns' NULLs read back as NaN,
+        BOOLEAN columns' 0/1 as False/True."""
         self._columns.clear()
         real = {n for n, d in self._table_columns(table).items() if d == "REAL"}
+        boolean = {n for n, d in self._table_columns(table).items() if d == "BOOLEAN"}
         out: dict[str, list[dict]] = {k: [] for k in keys}
         for i in range(0, len(keys), 500):  # SQLite's limit on bound parameters
             chunk = keys[i : i + 500]
@@ -175,6 +179,9 @@ class Store:
                     n: (math.nan if v is None and n in real else v)
                     for n, v in zip(names, values, strict=True)
                 }
+                for n in boolean & record.keys():
+                    if record[n] is not None:
+                        record[n] = bool(record[n])
                 out[record.pop("key")].append(record)
         return out
 

@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 
 from bench import cli
+from bench.schema import TIMING_COLUMNS
 
 REPO = Path(__file__).resolve().parent.parent.parent
 ARGS = [
@@ -23,7 +24,7 @@ ARGS = [
     "--epochs", "80", "--seeds", "0,1", "--devices", "cpu", "--no-parity",
 ]  # fmt: skip
 TOTAL = 12
-TIMING = ["epoch_time_s", "elapsed_s", "median_epoch_time_s", "iqr_epoch_time_s", "total_time_s"]
+TIMING = TIMING_COLUMNS
 
 
 def stored(out: Path) -> int:

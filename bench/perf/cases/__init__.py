@@ -1,6 +1,7 @@
 """The cases of `nox -s perf`, one file each; `common` holds what they share."""
 
 from bench.perf.cases.common import FULL, SCALES, SMALL, Case, Scale
+from bench.perf.cases.dask_stalls import DASK_TARGET, HIT_TARGET, dask_sweep_case, stall_case
 from bench.perf.cases.dataloader import DATALOADER_TARGETS, dataloader_case
 from bench.perf.cases.gd_limit import GD_TARGET, gd_limit_case
 from bench.perf.cases.harness import HARNESS_TARGET, harness_case
@@ -9,10 +10,12 @@ from bench.perf.cases.scaling import SCALING_BATCH, SLOPE_TARGET, scaling_case
 from bench.perf.cases.step import PARAM_SETS, STEP_TARGETS, TORCH_IMPLS, step_case
 
 __all__ = [
+    "DASK_TARGET",
     "DATALOADER_TARGETS",
     "FULL",
     "GD_TARGET",
     "HARNESS_TARGET",
+    "HIT_TARGET",
     "MEMORY_TARGET",
     "PARAM_SETS",
     "SCALES",
@@ -23,6 +26,7 @@ __all__ = [
     "TORCH_IMPLS",
     "Case",
     "Scale",
+    "dask_sweep_case",
     "dataloader_case",
     "gd_limit_case",
     "harness_case",
@@ -30,5 +34,6 @@ __all__ = [
     "memory_dataset",
     "run_memory_child",
     "scaling_case",
+    "stall_case",
     "step_case",
 ]

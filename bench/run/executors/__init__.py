@@ -1,29 +1,47 @@
 """Executors: how run specs are mapped to results. A run never depends on which one is used.
 
 An executor is anything with `map(fn, specs) -> iterator of results`, yielding results as they
-finish, in any order (`run_all` puts them back in the order of the specs). Executors are
-registered by name in `EXECUTORS` (`--executor NAME`); adding one is one file in this folder.
-`serial` runs them one after another in this process, so nothing else competes for the clock.
+finish, in any order (`run_all` puts them back in the order of the specs), and `info()`, how its
+runs shared the machine (recorded in env.json, stated next to every time figure). It is a
+context manager: what it starts (a cluster) lives until the block ends, whatever ends it, so
+one `with` serves the several `run_all` calls of a sweep. Executors are registered by name in
+`EXECUTORS` (`--executor NAME`); adding one is one file in this folder.
+`serial` runs them one after another in this process, so nothing else competes for the clock;
+`dask` (`dask.py`) runs them on a Dask cluster of single-threaded workers.
+
+Every executor pins torch's intra-op threads (`threads`, default `DEFAULT_THREADS`) where the
+runs execute, so serial and parallel runs of a spec give bitwise the same losses.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, Protocol
 
 from tqdm import tqdm
 
 from bench.errors import ConfigError
+from bench.run.device import DEFAULT_THREADS, torch_threads
 from bench.run.runner import RunResult, run
 from bench.run.spec import RunSpec
 
 
 class Executor(Protocol):
+    description: str
+
     def map(
         self, fn: Callable[[RunSpec], RunResult], specs: Sequence[RunSpec]
     ) -> Iterator[RunResult]: ...
+
+    def info(self) -> dict[str, Any]:
+        """executor, workers, runs_per_worker, parallel_runs, torch_threads, cores."""
+        ...
+
+    def __enter__(self) -> Executor: ...
+    def __exit__(self, *exc: object) -> None: ...
 
 
 EXECUTORS: dict[str, Callable[..., Executor]] = {}
@@ -50,16 +68,74 @@ def get(name: str, **options: Any) -> Executor:
     return cls(**options)
 
 
+def check_count(name: str, value: Any) -> int:
+    """An integer >= 1 (workers, threads), or a ConfigError naming the option."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"{name} must be an integer >= 1, got {value!r}")
+    return value
+
+
 @register("serial")
 class SerialExecutor:
     """One run after another in this process: nothing else competes for the clock."""
 
     description = "serial (one run at a time in this process)"
 
+    def __init__(self, threads: int = DEFAULT_THREADS) -> None:
+        self.threads = check_count("threads", threads)
+
     def map(
         self, fn: Callable[[RunSpec], RunResult], specs: Sequence[RunSpec]
     ) -> Iterator[RunResult]:
-        return map(fn, specs)
+        with torch_threads(self.threads):  # restored when the last result has been taken
+            yield from map(fn, specs)
+
+    def info(self) -> dict[str, Any]:
+        return {
+            "executor": "serial",
+            "workers": 1,
+            "runs_per_worker": 1,
+            "parallel_runs": 1,
+            "torch_threads": self.threads,
+            "cores": os.cpu_count(),
+        }
+
+    def __enter__(self) -> SerialExecutor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+def build(file: Mapping[str, Any], flags: Mapping[str, Any]) -> Executor:
+    """The executor a command asks for: its flags (None = not given) over the suite file's keys
+    (`executor`, `workers`, `scheduler`, `threads`), over the defaults (serial, DEFAULT_THREADS).
+
+    `--workers`/`--scheduler` without any executor named mean dask (nothing else takes them).
+    The file's `workers`/`scheduler` belong to the file's executor: a flag naming another one
+    drops them, and `--workers` replaces the file's `scheduler` (and vice versa). Options the
+    chosen executor does not take are a ConfigError, never silently ignored.
+    """
+
+    def named(table: dict[str, Any]) -> str | None:
+        """The executor a table names, or implies (workers or scheduler: only dask takes them)."""
+        name = table.pop("executor", None)
+        return name or ("dask" if {"workers", "scheduler"} & set(table) else None)
+
+    options = {k: v for k, v in file.items() if v is not None}
+    given = {k: v for k, v in flags.items() if v is not None}
+    in_file, in_flags = named(options), named(dict(given))
+    given.pop("executor", None)
+    name = in_flags or in_file or "serial"
+    if name != (in_file or "serial"):
+        options = {k: v for k, v in options.items() if k == "threads"}
+    if "workers" in given or "scheduler" in given:
+        options.pop("workers", None)
+        options.pop("scheduler", None)
+    options.update(given)
+    if name == "serial" and ("workers" in options or "scheduler" in options):
+        raise ConfigError("--workers and --scheduler apply to --executor dask, not serial")
+    return get(name, **options)
 
 
 class _Lines:
@@ -111,3 +187,7 @@ def run_all(
             on_result(result)
         out[slots[result.spec].pop(0)] = result
     return out  # type: ignore[return-value]
+
+
+# Registered last: it registers itself with the decorator above.
+from bench.run.executors import dask as _dask  # noqa: E402, F401

@@ -1,0 +1,267 @@
+"""`--executor dask`: runs on a Dask cluster of long-lived, single-threaded worker processes.
+
+Without `scheduler`, a `distributed.LocalCluster` of `workers` processes (default: the machine's
+cores) is started on 127.0.0.1, without a dashboard, and closed with the executor. With
+`scheduler="tcp://host:port"` an existing cluster is used (`dask scheduler` + `dask worker
+--nthreads 1`, or dask-jobqueue's `SLURMCluster`, see the README) and only the client is closed.
+
+Each task is one run: `_run_task(fn, spec, plugins, threads)`. The spec is a frozen dataclass
+and pickles as is; plug-in optimizers (`optimizers.plugin_methods()`) travel with every task and
+are registered in the worker before the run, so a worker started before they were loaded still
+knows them. Each worker pins torch to `threads` intra-op threads (a worker plugin at start-up,
+and again in the task's own thread): the same count as the serial path, so the same losses.
+
+Results are yielded as they finish (`distributed.as_completed`), at most `in_flight` submitted
+at a time, so a suite of thousands of runs never floods the scheduler and a crash of the client
+loses only the runs in flight. A worker that dies mid-run (killed, out of memory) loses its run:
+the scheduler reschedules it on another worker (up to `distributed.scheduler.allowed-failures`
+times), and `retries` resubmits a task that raised. The cluster and client are closed on every
+way out: the end of the `with` block, an error, KeyboardInterrupt.
+
+`distributed` is imported when the executor starts, not when optbench starts (it takes ~1.5 s).
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+import optimizers
+from bench.errors import ConfigError
+from bench.run.device import DEFAULT_THREADS, set_threads
+from bench.run.executors import check_count, register
+from bench.run.runner import RunResult
+from bench.run.spec import RunSpec
+
+RETRIES = 2  # resubmissions of a task that raised (a worker lost mid-transfer, say)
+CONNECT_TIMEOUT_S = 30  # to reach an existing scheduler
+WAIT_FOR_WORKERS_S = 300  # an existing cluster's first worker (a batch job may be queued)
+IN_FLIGHT_PER_SLOT = 4  # submitted-but-unfinished runs per parallel slot: workers never idle
+# Dask's workers sample their task's stack every 10 ms by default (for the dashboard's profile):
+# measured at 15-20% of a worker's CPU on these runs, and it holds the GIL while it samples.
+LOCAL_CONFIG = {"distributed.worker.profile.enabled": False}
+
+
+def _run_task(
+    fn: Callable[[RunSpec], RunResult],
+    spec: RunSpec,
+    plugins: Sequence[optimizers.Method],
+    threads: int,
+) -> RunResult:
+    """One run in a worker: the client's plug-in methods registered, torch's threads pinned."""
+    for method in plugins:
+        optimizers.register(method, exist_ok=True)
+    set_threads(threads)
+    return fn(spec)
+
+
+def _worker_plugin(threads: int) -> Any:
+    from distributed.diagnostics.plugin import WorkerPlugin
+
+    class PinTorchThreads(WorkerPlugin):
+        """Pins torch's intra-op threads when a worker starts (or restarts after a crash)."""
+
+        idempotent = False  # a new client's count replaces the old one
+        name = "optbench-torch-threads"
+
+        def __init__(self, n: int) -> None:
+            self.n = n
+
+        def setup(self, worker: Any) -> None:
+            set_threads(self.n)
+            worker.optbench_torch_threads = self.n  # recorded on the worker, for inspection
+
+    return PinTorchThreads(threads)
+
+
+@register("dask")
+class DaskExecutor:
+    """Runs on Dask: a LocalCluster of `workers` processes, or the cluster at `scheduler`."""
+
+    def __init__(
+        self,
+        workers: int | None = None,
+        scheduler: str | None = None,
+        threads: int = DEFAULT_THREADS,
+        retries: int = RETRIES,
+        in_flight: int | None = None,
+    ) -> None:
+        if workers is not None and scheduler is not None:
+            raise ConfigError(
+                "give --workers (a local cluster) or --scheduler (an existing one), not both"
+            )
+        if scheduler is not None and (not isinstance(scheduler, str) or not scheduler.strip()):
+            raise ConfigError(f"scheduler must be an address (tcp://host:port), got {scheduler!r}")
+        self.workers = check_count("workers", workers if workers is not None else _cores())
+        self.scheduler = scheduler.strip() if scheduler else None
+        self.threads = check_count("threads", threads)
+        self.retries = retries
+        self.in_flight = in_flight
+        self._client: Any = None
+        self._cluster: Any = None
+        self._info: dict[str, Any] = {}
+
+    @property
+    def description(self) -> str:
+        where = self.scheduler or f"a local cluster of {self.workers} workers"
+        return f"dask ({where}, single-threaded workers)"
+
+    # -- lifetime --------------------------------------------------------------------------------
+
+    def __enter__(self) -> DaskExecutor:
+        self._start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _start(self) -> None:
+        if self._client is not None:
+            return
+        import dask
+        from distributed import Client, LocalCluster
+
+        try:
+            if self.scheduler is None:
+                with dask.config.set(LOCAL_CONFIG):  # the workers take it with them
+                    self._cluster = self._local_cluster(LocalCluster)
+                self._client = Client(self._cluster)
+            else:
+                try:
+                    self._client = Client(self.scheduler, timeout=CONNECT_TIMEOUT_S)
+                except (OSError, TimeoutError, ValueError) as exc:
+                    raise ConfigError(
+                        f"cannot reach the Dask scheduler at {self.scheduler}: {exc}"
+                    ) from None
+                try:
+                    self._client.wait_for_workers(1, timeout=WAIT_FOR_WORKERS_S)
+                except TimeoutError:
+                    raise ConfigError(
+                        f"the Dask scheduler at {self.scheduler} has no workers "
+                        f"(waited {WAIT_FOR_WORKERS_S} s)"
+                    ) from None
+            try:  # the plug-in is optbench code: the first thing a worker must import
+                self._client.register_plugin(_worker_plugin(self.threads))
+            except Exception as exc:
+                raise ConfigError(
+                    f"the Dask workers cannot load optbench ({exc}); start the scheduler and the "
+                    "workers with the optbench checkout on their path: PYTHONPATH=/path/to/optbench"
+                ) from None
+            self._info = self._describe()
+        except BaseException:
+            self.close()
+            raise
+
+    def _local_cluster(self, cls: Any) -> Any:
+        return cls(
+            n_workers=self.workers,
+            threads_per_worker=1,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address=None,  # no dashboard, and:
+            # its bare HTTP endpoint (health checks) on any free local port, not 8787
+            scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
+            worker_dashboard_address=None,
+            # Shutdown races (a heartbeat to a closing scheduler) log errors that mean nothing;
+            # a real failure reaches the client as the task's exception.
+            silence_logs=logging.CRITICAL,
+        )
+
+    def close(self) -> None:
+        """Close the client, and the cluster if this executor started it (idempotent)."""
+        client, cluster = self._client, self._cluster
+        self._client = self._cluster = None
+        try:
+            if client is not None:
+                client.close()
+        finally:
+            if cluster is not None:
+                cluster.close()
+
+    def _describe(self) -> dict[str, Any]:
+        workers = self._client.scheduler_info(n_workers=-1)["workers"].values()
+        nthreads = [w.get("nthreads", 1) for w in workers]
+        return {
+            "executor": "dask",
+            "scheduler": self.scheduler or "local cluster on 127.0.0.1",
+            "workers": len(nthreads),
+            "runs_per_worker": max(nthreads, default=1),
+            "parallel_runs": sum(nthreads),
+            "torch_threads": self.threads,
+            "cores": os.cpu_count(),
+        }
+
+    def info(self) -> dict[str, Any]:
+        """How the runs shared the machine; the worker count is what the scheduler reported at
+        the start (for a LocalCluster, `workers` until started)."""
+        if self._info:
+            return dict(self._info)
+        return {
+            "executor": "dask",
+            "scheduler": self.scheduler or "local cluster on 127.0.0.1",
+            "workers": self.workers,
+            "runs_per_worker": 1,
+            "parallel_runs": self.workers,
+            "torch_threads": self.threads,
+            "cores": os.cpu_count(),
+        }
+
+    # -- work ------------------------------------------------------------------------------------
+
+    def map(
+        self, fn: Callable[[RunSpec], RunResult], specs: Sequence[RunSpec]
+    ) -> Iterator[RunResult]:
+        """Every spec's result, as each finishes; outside a `with` block the cluster is started
+        here and closed when the iteration ends (or is abandoned)."""
+        owned = self._client is None
+        self._start()
+        try:
+            yield from self._map(fn, specs)
+        finally:
+            if owned:
+                self.close()
+
+    def _map(
+        self, fn: Callable[[RunSpec], RunResult], specs: Sequence[RunSpec]
+    ) -> Iterator[RunResult]:
+        from distributed import as_completed
+
+        plugins = tuple(optimizers.plugin_methods())
+        limit = self.in_flight or IN_FLIGHT_PER_SLOT * max(1, self._info["parallel_runs"])
+        pending = iter(specs)
+
+        def submit(spec: RunSpec) -> Any:
+            return self._client.submit(
+                _run_task, fn, spec, plugins, self.threads, retries=self.retries, pure=False
+            )
+
+        futures = as_completed([submit(s) for s in itertools.islice(pending, limit)])
+        try:
+            for future in futures:
+                try:
+                    result = future.result()
+                except RuntimeError as exc:  # the scheduler unpickles specs: it needs optbench
+                    if "deserialization of the task graph" not in str(exc):
+                        raise
+                    raise ConfigError(
+                        f"the Dask scheduler at {self.scheduler} cannot load optbench; start it "
+                        "with the optbench checkout on its path: PYTHONPATH=/path/to/optbench"
+                    ) from None
+                future.release()
+                nxt = next(pending, None)
+                if nxt is not None:
+                    futures.add(submit(nxt))
+                yield result
+        finally:
+            # Interrupted or failed: nothing is left running for a result nobody will read.
+            left = list(futures.futures)
+            futures.clear()
+            if left and self._client is not None:
+                self._client.cancel(left)
+
+
+def _cores() -> int:
+    return os.cpu_count() or 1

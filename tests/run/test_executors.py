@@ -1,0 +1,173 @@
+"""The Dask executor against the serial one: same losses bitwise, nothing lost when a worker
+dies mid-suite, an existing scheduler reached through the CLI, plug-ins shipped to workers.
+
+One LocalCluster (2 single-threaded workers on 127.0.0.1) serves the module; the sweep test
+starts its own through `--executor dask --workers 2`, as a user would. Every test runs under a
+deadline, and everything started here is closed here.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import partial
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import optimizers
+from bench import cli
+from bench.run.config import Problem, Suite
+from bench.run.executors import SerialExecutor, run_all
+from bench.run.executors.dask import DaskExecutor
+from bench.run.runner import RunResult, run
+from bench.run.spec import RunSpec
+
+distributed = pytest.importorskip("distributed", reason="the dask executor needs distributed")
+
+DEADLINE_S = 180  # a hung cluster fails the test instead of the whole session
+
+
+@contextmanager
+def deadline(seconds: int) -> Iterator[None]:
+    def expire(signum, frame):
+        raise TimeoutError(f"over the test's deadline of {seconds} s")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[distributed.LocalCluster]:
+    with deadline(DEADLINE_S):
+        local = distributed.LocalCluster(
+            n_workers=2,
+            threads_per_worker=1,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address=None,
+            scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
+            silence_logs=logging.ERROR,
+        )
+    try:
+        yield local
+    finally:
+        with deadline(DEADLINE_S):
+            local.close()
+
+
+def suite_specs() -> list[RunSpec]:
+    suite = Suite(
+        problems=(
+            Problem("crops5", hparams={"lr": 1e-5}, method_hparams={"adam": {"lr": 0.1}}),
+            Problem("synthetic:n=500", hparams={"lr": 0.05}, batch_size=32),
+        ),
+        methods=("gd", "minibatch", "adam"),
+        impls=("scratch",),
+        seeds=(0,),
+        epochs=4,
+    )
+    return suite.expand()
+
+
+def losses(results: list[RunResult]) -> dict[str, list[float]]:
+    return {r.spec.run_id: [row["train_loss"] for row in r.rows] for r in results}
+
+
+def _kill_worker_once(spec: RunSpec, victim: str, marker: str) -> RunResult:
+    """The victim's first attempt kills its own worker process (as the OOM killer would);
+    the retry, on a live worker, finds the marker and runs normally."""
+    if spec.run_id == victim and not os.path.exists(marker):
+        Path(marker).write_text(str(os.getpid()))
+        os.kill(os.getpid(), signal.SIGKILL)
+    result = run(spec)
+    return RunResult(result.spec, result.rows, {**result.summary, "pid": os.getpid()})
+
+
+def test_a_killed_worker_loses_nothing(cluster, tmp_path):
+    specs = suite_specs()
+    victim, marker = specs[len(specs) // 2].run_id, tmp_path / "killed"
+    fn = partial(_kill_worker_once, victim=victim, marker=str(marker))
+    with deadline(DEADLINE_S), DaskExecutor(scheduler=cluster.scheduler_address) as executor:
+        info = executor.info()
+        results = run_all(specs, executor, fn=fn)
+    assert marker.exists(), "the victim never ran, so no worker was killed"
+    killed = int(marker.read_text())
+    assert [r.spec for r in results] == specs
+    (redone,) = [r for r in results if r.spec.run_id == victim]
+    assert redone.summary["pid"] != killed
+    assert {r.summary["torch_threads"] for r in results} == {1}
+    assert losses(results) == losses(run_all(specs, SerialExecutor()))
+    assert (info["workers"], info["parallel_runs"], info["torch_threads"]) == (2, 2, 1)
+    assert cluster.scheduler_address.startswith("tcp://127.0.0.1:")
+
+
+def _needs_plugin(spec: RunSpec, name: str) -> RunResult:
+    optimizers.get(name)  # raises in a worker that was not sent the plug-in
+    return run(spec)
+
+
+def test_plugin_methods_reach_workers_that_never_loaded_them(cluster, monkeypatch):
+    plugin = optimizers.method_from_path("torch.optim:SGD", name="dask_test_sgd")
+    monkeypatch.setitem(optimizers.METHODS, plugin.name, plugin)  # this process only
+    specs = suite_specs()[:2]
+    with deadline(DEADLINE_S), DaskExecutor(scheduler=cluster.scheduler_address) as executor:
+        results = run_all(specs, executor, fn=partial(_needs_plugin, name=plugin.name))
+    assert losses(results) == losses(run_all(specs, SerialExecutor()))
+
+
+def test_cli_runs_on_an_existing_scheduler(cluster, tmp_path, capsys):
+    out = tmp_path / "out"
+    argv = ["run", "--datasets", "crops5", "--methods", "gd,adam", "--epochs", "3"]
+    argv += ["--seeds", "0", "--devices", "cpu", "--no-parity", "--out", str(out)]
+    with deadline(DEADLINE_S):
+        code = cli.main([*argv, "--scheduler", cluster.scheduler_address])
+    assert code == 0, capsys.readouterr().err
+    env = json.loads((out / "env.json").read_text())
+    assert env["executor"] == "dask"
+    assert env["scheduler"] == cluster.scheduler_address
+    assert (env["workers"], env["parallel_runs"], env["torch_threads"]) == (2, 2, 1)
+    report = (out / "report.md").read_text()
+    assert "timed with 2 runs in parallel on" in report
+    serial = tmp_path / "serial"
+    assert cli.main([*argv[:-1], str(serial)]) == 0
+    keys = ["run_id", "epoch"]
+    a = pd.read_csv(out / "epochs.csv").sort_values(keys)["train_loss"].tolist()
+    b = pd.read_csv(serial / "epochs.csv").sort_values(keys)["train_loss"].tolist()
+    assert a == b
+    assert len(a) == 2 * 2 * 4  # methods x impls x (epochs + initial)
+    assert "in parallel" not in (serial / "report.md").read_text()
+
+
+def test_sweep_on_a_local_dask_cluster_equals_the_serial_sweep(tmp_path, capsys):
+    """`sweep --executor dask --workers 2` starts (and stops) its own LocalCluster."""
+    argv = ["sweep", "--problems", "synthetic:n=500", "--methods", "gd,adam", "--epochs", "3"]
+    argv += ["--decades", "1", "--points-per-decade", "1", "--seeds", "100", "--no-claims"]
+    with deadline(DEADLINE_S):
+        assert cli.main([*argv, "--out", str(tmp_path / "serial")]) == 0
+        dask_argv = [*argv, "--out", str(tmp_path / "dask"), "--executor", "dask"]
+        assert cli.main([*dask_argv, "--workers", "2"]) == 0, capsys.readouterr().err
+    frames = {}
+    for name in ("serial", "dask"):
+        runs = pd.read_csv(tmp_path / name / "sweep.csv").set_index("run_id").sort_index()
+        epochs = pd.read_csv(tmp_path / name / "epochs.csv").sort_values(["run_id", "epoch"])
+        frames[name] = (runs["final_train_loss"], epochs["train_loss"].tolist())
+    assert len(frames["serial"][0]) == 2 * 3 + 2 * 2  # grid (3 lrs) + tuned and default reruns
+    assert frames["dask"][0].equals(frames["serial"][0])  # same run keys, bitwise
+    assert frames["dask"][1] == frames["serial"][1]
+    env = json.loads((tmp_path / "dask" / "env.json").read_text())
+    assert (env["executor"], env["workers"], env["scheduler"]) == (
+        "dask",
+        2,
+        "local cluster on 127.0.0.1",
+    )
