@@ -61,6 +61,12 @@ def write_text(text: str, path: Path) -> Path:
     return path
 
 
+@register(".html")
+def write_html(text: str, path: Path) -> Path:
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
 @contextlib.contextmanager
 def staged_dir(out: Path) -> Iterator[Path]:
     out = Path(out)

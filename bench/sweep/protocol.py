@@ -6,6 +6,11 @@ The protocol (DeepOBS, AlgoPerf, "Descending through a Crowded Valley"):
 2. Selection: the point with the lowest final **hold-out** loss (median over the selection
    seeds). Training loss is never used; a diverged point scores +inf, so it never wins.
    Problems without a hold-out split cannot be tuned this way and are skipped (said so).
+   Edges: where the selected learning rate is the smallest or largest of its grid, the grid is
+   extended one point beyond it (same spacing, same initial weights, all other axes) and the
+   selection repeated, up to `SweepConfig.max_extensions` points per side. A selection still
+   at an edge afterwards (bound reached, or the points beyond it diverged) is flagged in
+   `selection.csv` (`at_edge`: "low" or "high", with "(beyond: diverged)" where that is why).
 3. Reruns: the selected setting over fresh seeds (new initial weights, batch order and split),
    next to the method's library defaults over the same seeds.
 """
@@ -60,6 +65,31 @@ def _with_hparams(spec: RunSpec, **hp: Any) -> RunSpec:
     return replace(spec, hparams=freeze_hparams({**spec.hparams_dict, **hp}))
 
 
+def _extra_axes(method_name: str, config: SweepConfig) -> list[dict[str, Any]]:
+    method = get_method(method_name)
+    if config.momentum and "momentum" in method.hparams:
+        return [{"momentum": m} for m in config.momentum]
+    if config.beta1 and "betas" in method.hparam_names:
+        beta2 = method.resolve()["betas"][1]
+        return [{"betas": (b, beta2)} for b in config.beta1]
+    return [{}]
+
+
+def point_specs(
+    suite: Suite, config: SweepConfig, problem: str, method: str, steps: Sequence[int]
+) -> list[RunSpec]:
+    """Grid points lr x 10^(step / points_per_decade) (x the other axes), selection seeds."""
+    p = suite.problem(problem)
+    specs = []
+    for seed in config.select_seeds:
+        base = suite.spec_for(p, method, "scratch", "cpu", seed)
+        for k in steps:
+            factor = 10.0 ** (k / config.points_per_decade)
+            for e in _extra_axes(method, config):
+                specs.append(_with_hparams(base, lr=float(base.lr * factor), **e))
+    return specs
+
+
 def grid_specs(suite: Suite, config: SweepConfig) -> tuple[list[RunSpec], list[str]]:
     """Every grid point of every tunable problem x method, for the selection seeds."""
     specs, skipped = [], []
@@ -69,19 +99,9 @@ def grid_specs(suite: Suite, config: SweepConfig) -> tuple[list[RunSpec], list[s
         if probe.holdout == 0:
             skipped.append(problem.label)
             continue
+        k = config.half_width()
         for name in methods:
-            method = get_method(name)
-            extra: list[dict[str, Any]] = [{}]
-            if config.momentum and "momentum" in method.hparams:
-                extra = [{"momentum": m} for m in config.momentum]
-            elif config.beta1 and "betas" in method.hparam_names:
-                beta2 = method.resolve()["betas"][1]
-                extra = [{"betas": (b, beta2)} for b in config.beta1]
-            for seed in config.select_seeds:
-                base = suite.spec_for(problem, name, "scratch", "cpu", seed)
-                for factor in config.lr_factors():
-                    for e in extra:
-                        specs.append(_with_hparams(base, lr=float(base.lr * factor), **e))
+            specs += point_specs(suite, config, problem.label, name, range(-k, k + 1))
     return specs, skipped
 
 
@@ -132,13 +152,87 @@ def rerun_specs(
     return tuned, default
 
 
+def _step_of(runs: pd.DataFrame, suite: Suite, config: SweepConfig) -> pd.Series:
+    """Each grid run's lr as an integer grid step relative to the suite's lr."""
+    base = {
+        (p.label, m): suite.spec_for(p, m, "scratch", "cpu", config.select_seeds[0]).lr
+        for p in suite.problems
+        for m in (p.methods or suite.methods)
+    }
+    ref = runs.apply(lambda r: base[(r["problem"], r["method"])], axis=1).astype(float)
+    return (np.log10(runs["lr"].astype(float) / ref) * config.points_per_decade).round()
+
+
+def mark_edges(selection: pd.DataFrame, grid: pd.DataFrame, steps: pd.Series) -> pd.DataFrame:
+    """Add `lr_step`, `low`/`high` (grid ends) and `at_edge` ("low"/"high"/"") to a selection."""
+    g = grid.assign(step=steps, score=selection_score(grid))
+    out = selection.copy()
+    cols: dict[str, list] = {"lr_step": [], "low": [], "high": [], "at_edge": []}
+    for row in out.itertuples():
+        h = g[(g["problem"] == row.problem) & (g["method"] == row.method)]
+        low, high = int(h["step"].min()), int(h["step"].max())
+        step = (
+            None if row.hparams is None else int(h.loc[h["hparams"] == row.hparams, "step"].iloc[0])
+        )
+        edge = "" if step is None else "low" if step == low else "high" if step == high else ""
+        for key, v in zip(cols, (step, low, high, edge), strict=True):
+            cols[key].append(v)
+    return out.assign(**cols)
+
+
+def _beyond_diverged(grid: pd.DataFrame, steps: pd.Series, row: Any) -> bool:
+    """Did every run one step beyond the selected edge diverge (or score +inf)?"""
+    nxt = row.lr_step + (1 if row.at_edge == "high" else -1)
+    g = grid[(grid["problem"] == row.problem) & (grid["method"] == row.method) & (steps == nxt)]
+    return len(g) > 0 and not np.isfinite(selection_score(g)).any()
+
+
+def select_with_edges(
+    suite: Suite, config: SweepConfig, results: list[RunResult], executor: Executor | None
+) -> tuple[pd.DataFrame, list[RunResult]]:
+    """Select; while a selection sits at an edge of its grid, extend that edge by one point
+    (at most `config.max_extensions` per side) and select again. Returns the selection (with
+    `at_edge` and `extensions`) and every grid result, extensions included."""
+    added: dict[tuple[str, str, str], int] = {}
+    while True:
+        grid = tables(results)[1]
+        steps = _step_of(grid, suite, config)
+        selection = mark_edges(select(grid), grid, steps)
+        specs = []
+        for row in selection[selection["at_edge"] != ""].itertuples():
+            key = (row.problem, row.method, row.at_edge)
+            if added.get(key, 0) >= config.max_extensions:
+                continue
+            added[key] = added.get(key, 0) + 1
+            step = row.high + 1 if row.at_edge == "high" else row.low - 1
+            specs += point_specs(suite, config, row.problem, row.method, [step])
+        if not specs:
+            break
+        results = results + _tag(
+            run_all(specs, executor, desc="grid edges"), "grid", [s.method for s in specs]
+        )
+    flags = []
+    for row in selection.itertuples():
+        flag = row.at_edge
+        if flag and _beyond_diverged(grid, steps, row):
+            flag += " (beyond: diverged)"
+        flags.append(flag)
+    extensions = [
+        added.get((r.problem, r.method, "low"), 0) + added.get((r.problem, r.method, "high"), 0)
+        for r in selection.itertuples()
+    ]
+    selection = selection.assign(at_edge=flags, extensions=extensions)
+    return selection.drop(columns=["lr_step", "low", "high"]), results
+
+
 def run_sweep(suite: Suite, config: SweepConfig, executor: Executor | None = None) -> SweepResult:
-    """Grid -> selection -> tuned and default reruns (+ the notebooks' claims experiment)."""
+    """Grid (extended at the edges) -> selection -> tuned and default reruns (+ the notebooks'
+    claims experiment)."""
     grid, skipped = grid_specs(suite, config)
     if not grid:
         raise ConfigError("nothing to sweep: no problem has a hold-out split (set holdout > 0)")
     results = _tag(run_all(grid, executor, desc="sweep grid"), "grid", [s.method for s in grid])
-    selection = select(tables(results)[1])
+    selection, results = select_with_edges(suite, config, results, executor)
     tuned, default = rerun_specs(suite, config, selection)
     for phase, specs in (("tuned", tuned), ("default", default)):
         batch = run_all(specs, executor, desc=f"{phase} reruns")

@@ -80,7 +80,7 @@ def test_grid_is_centred_on_the_suite_lr_and_skips_problems_without_holdout():
         methods=("sgd", "momentum"),
         seeds=(0,),
     )
-    config = SweepConfig(decades=1, points_per_decade=2, momentum=(0.1, 0.9))
+    config = SweepConfig(decades=1, points_per_decade=2, momentum=(0.1, 0.9), select_seeds=(0,))
     specs, skipped = grid_specs(suite, config)
     assert skipped == ["crops5"]
     sgd = sorted(s.lr for s in specs if s.method == "sgd")
@@ -330,7 +330,7 @@ def test_sweep_cli_end_to_end(tmp_path: Path, capsys):
         '[[problems]]\ndataset = "crops15"\n[problems.hparams]\nlr = 1e-5\n'
         '[[problems]]\ndataset = "crops5"\n'
         "[sweep]\ndecades = 1\npoints_per_decade = 1\nmomentum = [0.5]\nseeds = [7, 8]\n"
-        "claims = false\n"
+        "claims = false\nselect_seeds = [0]\nmax_extensions = 0\n"
     )
     out = tmp_path / "out"
     assert cli.main(["sweep", "--config", str(cfg), "--out", str(out)]) == 0
