@@ -129,7 +129,7 @@ def _regime_method(methods: Sequence[str], batch: str, plain: str) -> str | None
 
 
 def _cost(runs: pd.DataFrame) -> Block | None:
-    rows = []
+    rows, stand_ins = [], set()
     for problem, g in runs.groupby("problem", sort=False):
         methods = list(dict.fromkeys(g["method"]))
         if "gd" not in methods:
@@ -144,7 +144,9 @@ def _cost(runs: pd.DataFrame) -> Block | None:
                 continue
             r = paired_ratio(t[m], gd)
             size = int(g.loc[g["method"] == m, "batch_size"].iloc[0])
-            row.append(f"{_times(r)} (B={size}{'' if m == plain else ', ' + m})")
+            row.append(f"{_times(r)}, B={size}")
+            if m != plain:
+                stand_ins.add(f"{m} for {plain}")
         rows.append(row)
     if not rows:
         return None
@@ -152,6 +154,7 @@ def _cost(runs: pd.DataFrame) -> Block | None:
     note = (
         "Wall time of one epoch (training steps only) of plain SGD at batch 1 and of minibatch "
         "SGD, divided by full-batch GD's, seed by seed (same data); median [95% interval]."
+        + (f" Stand-ins (not in this run): {', '.join(sorted(stand_ins))}." if stand_ins else "")
     )
     return Block("Cost of an epoch relative to GD", header, rows, note)
 
@@ -206,6 +209,8 @@ def _generalisation(runs: pd.DataFrame) -> Block | None:
 
 
 def parity_line(epochs: pd.DataFrame) -> str | None:
+    if not {"scratch", "torch"} <= set(epochs["impl"]):
+        return None
     parity = parity_by_method(epochs)
     if parity.empty:
         return None

@@ -12,6 +12,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from bench.output.palette import color_of, dash_of, order
+from bench.output.plots import CAP
 
 MAX_POINTS = 200
 
@@ -36,6 +37,7 @@ def curves(
     main = "scratch" if (df["impl"] == "scratch").any() else df["impl"].iloc[0]
     df = df[df["impl"] == main]
     df["_y"] = transform(df) if transform is not None else df["train_loss"]
+    start = df[df["epoch"] == 0].groupby("problem")["_y"].median()
     if x != "epoch":
         df = df[df["epoch"] > 0]
     stats = df.groupby(["problem", "method", "epoch"], sort=False).agg(
@@ -69,6 +71,12 @@ def curves(
                 )
             )
         positive = bool((df.loc[df["problem"] == problem, "_y"].dropna() > 0).all())
+        med = sub["med"][np.isfinite(sub["med"])]
+        yrange = None
+        if log_y and positive and len(med) and problem in start and start[problem] > 0:
+            # The same robust axis as the PNGs: up to CAP x the initial value, not the blow-up.
+            top = min(float(med.max()), CAP * float(start[problem]))
+            yrange = [np.log10(float(med.min()) / 1.5), np.log10(top * 1.2)]
         fig.update_layout(
             title={"text": problem, "x": 0.01},
             height=360,
@@ -76,6 +84,7 @@ def curves(
             xaxis_title=xlabel,
             yaxis_title=ylabel,
             yaxis_type="log" if log_y and positive else "linear",
+            yaxis_range=yrange,
             xaxis_type="log" if x != "epoch" else "linear",
             legend={"font": {"size": 11}},
             template="plotly_white",
