@@ -7,12 +7,13 @@ lines; a from-scratch curve and its torch.optim twin are one line when they are 
 seeds' range shaded only where it is informative (less than a factor 10 wide on a log axis).
 Axes are robust: the y range stops at `CAP` x the largest initial value, and points beyond it
 (or where a run diverged) are marked at the edge instead of stretching the axis. Titles and
-legends sit outside the axes and are never clipped (`bbox_inches="tight"`).
+legends sit outside the axes and are never clipped (margins computed in inches, see `save`).
 """
 
 from __future__ import annotations
 
 import math
+import textwrap
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -45,9 +46,7 @@ def panel_grid(
     per_problem = max(1, len({f for _, f in panels}))
     cols = min(n, per_problem * max(1, MAX_COLS // per_problem))
     rows = math.ceil(n / cols)
-    fig, axes = plt.subplots(
-        rows, cols, figsize=(width * cols, height * rows), squeeze=False, layout="constrained"
-    )
+    fig, axes = plt.subplots(rows, cols, figsize=(width * cols, height * rows), squeeze=False)
     flat = list(axes.flat)
     for ax in flat[n:]:
         ax.set_visible(False)
@@ -55,7 +54,8 @@ def panel_grid(
 
 
 def label_panel(ax: plt.Axes, title: str, xlabel: str, ylabel: str) -> None:
-    ax.set_title(title, fontsize=10)
+    width = ax.get_position().width * ax.figure.get_size_inches()[0]
+    ax.set_title("\n".join(textwrap.wrap(title, max(12, int(width * 12)))), fontsize=10)
     ax.set_xlabel(xlabel, fontsize=9)
     ax.set_ylabel(ylabel, fontsize=9)
     ax.tick_params(labelsize=8)
@@ -69,17 +69,38 @@ def legend_handles(methods: Sequence[str], extra: Sequence[Line2D] = ()) -> list
 
 
 def save(fig: plt.Figure, path: Path, title: str, handles: Sequence[Line2D]) -> Path:
-    """Title above, legend below the panels (outside every axis), write the PNG, free it."""
-    fig.suptitle(title, fontsize=11)
+    """Title above, legend below the panels (outside every axis), write the PNG, free it.
+
+    Margins are computed in inches from the title's and the legend's line counts (the figure
+    grows to hold them), so nothing is clipped at any number of panels; constrained layout or
+    a tight bounding box would measure every tick label and triple the drawing time."""
+    w, h = fig.get_size_inches()
+    title_lines = textwrap.wrap(title, max(30, int(w * 11)))
+    ncols = max(1, min(len(handles), int(w / 1.55))) if handles else 1
+    legend_rows = math.ceil(len(handles) / ncols) if handles else 0
+    top_in = 0.35 + 0.24 * len(title_lines)
+    bottom_in = 0.6 + 0.24 * legend_rows
+    fig.set_size_inches(w, h + top_in + bottom_in)
+    H = h + top_in + bottom_in
+    fig.subplots_adjust(
+        left=0.8 / w,
+        right=1 - 0.2 / w,
+        top=1 - top_in / H,
+        bottom=bottom_in / H,
+        wspace=0.32,
+        hspace=0.55,
+    )
+    fig.suptitle("\n".join(title_lines), fontsize=11, y=1 - 0.12 / H, va="top")
     if handles:
         fig.legend(
             handles=handles,
-            loc="outside lower center",
-            ncols=min(len(handles), 6),
+            loc="lower center",
+            bbox_to_anchor=(0.5, 0.08 / H),
+            ncols=ncols,
             frameon=False,
             fontsize=9,
         )
-    fig.savefig(path, dpi=DPI, bbox_inches="tight", pad_inches=0.15)
+    fig.savefig(path, dpi=DPI)
     plt.close(fig)
     return path
 

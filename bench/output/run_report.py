@@ -241,6 +241,11 @@ def build_doc(
         hold = main[np.isfinite(main["final_holdout_loss"].astype(float))]
         if not hold.empty:
             blocks += ["Final hold-out loss:", metric_table(hold, "final_holdout_loss")]
+            gap = hold.assign(gap=hold["final_holdout_loss"] - hold["final_train_loss"])
+            blocks += [
+                "Generalisation gap, final hold-out - training loss:",
+                metric_table(gap, "gap"),
+            ]
         for col, what in (
             ("final_train_accuracy", "training"),
             ("final_holdout_accuracy", "hold-out"),

@@ -114,7 +114,7 @@ def sensitivity(grid_runs: pd.DataFrame, selection: pd.DataFrame, path: Path) ->
 
 def profile(taus: np.ndarray, rho: dict[str, np.ndarray], path: Path, what: str) -> Path:
     """Performance profile: fraction of problems solved within tau x the best method's time."""
-    fig, ax = plt.subplots(figsize=(7.5, 4.4), layout="constrained")
+    fig, ax = plt.subplots(figsize=(7.5, 4.4))
     for method in order(rho):
         ax.step(
             taus,
@@ -129,9 +129,10 @@ def profile(taus: np.ndarray, rho: dict[str, np.ndarray], path: Path, what: str)
     ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
     ax.set_ylim(-0.02, 1.02)
     label_panel(ax, "", "tau (time to target / best method's time)", "fraction of problems")
-    fig.legend(fontsize=8, loc="outside right upper", frameon=False)
+    fig.subplots_adjust(left=0.1, right=0.78, top=0.88, bottom=0.13)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False)
     fig.suptitle(f"Performance profile ({what})", fontsize=11)
-    fig.savefig(path, dpi=DPI, bbox_inches="tight", pad_inches=0.15)
+    fig.savefig(path, dpi=DPI)
     plt.close(fig)
     return path
 

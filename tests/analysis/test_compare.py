@@ -70,7 +70,7 @@ def test_summary_uses_each_seeds_own_optimum_and_states_only_clear_differences()
     runs, epochs = _tables({"gd": [8, 9, 10], "sgd": [2, 3, 4]})
     out = summary.build(runs, epochs)
     speed = out.blocks[0]
-    assert speed.rows == [["p", "sgd 3 [2, 4]", "sgd 30 ms [20 ms, 40 ms]", "2/2"]]
+    assert speed.rows == [["p (2/2)", "sgd 3 [2, 4]", "sgd 30 ms [20 ms, 40 ms]"]]
     cost = out.blocks[1]
     assert cost.rows[0][2] == "4x, B=1"
     runs, epochs = _tables({"gd": [3, 9, 4], "sgd": [2, 10, 5]})
