@@ -77,6 +77,9 @@ def _winner(per_seed: dict, time: bool = False) -> str | None:
         return None
     best, est, ties, _ = r
     text = f"{best} {est.text(time)}"
+    if math.isinf(est.hi) and est.lo != est.hi:  # some seeds never got there
+        f = fmt.seconds if time else fmt.num
+        text = f"{best} {f(est.median)} [{f(est.lo)}, never]"
     if ties:
         named = ", ".join(ties) if len(ties) <= MAX_TIES_NAMED else f"{len(ties)} others"
         text += f" {TIE} {named}"
