@@ -51,7 +51,7 @@ from bench.schema import Status
 from bench.store import FILENAME as STORE_FILE
 from bench.store import CachedRuns, Store, run_key
 from bench.sweep import SweepConfig, grid_specs, run_sweep
-from bench.sweep.protocol import from_store
+from bench.sweep.protocol import from_store, selection_records
 from optimizers.parity import parity_table
 
 DEFAULT_OUT = Path("results/latest")
@@ -347,6 +347,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             command=folder.command,
             config=dataclasses.asdict(config),
             skipped=result.skipped,
+            selection=selection_records(result.selection),
         )
         with folder.staged() as stage:
             sweep_report.write_all(stage, result, config, env)

@@ -16,6 +16,7 @@ from bench import cli, fmt
 from bench.output import run_report
 from bench.run.executors import SerialExecutor
 from bench.schema import EPOCH_COLUMNS, TIMING_COLUMNS
+from bench.sweep import SweepConfig
 
 REPO = Path(__file__).resolve().parent.parent
 TINY = [
@@ -56,7 +57,7 @@ def test_end_to_end_writes_every_output(tiny_run: Path):
         "loss_vs_epoch.png",
         "loss_vs_time.png",
         "epoch_time.png",
-        "final_loss_scratch_vs_torch.png",
+        "report.html",
     } <= names
     assert not [p for p in tiny_run.parent.iterdir() if p.name.startswith(".")], "staging left"
 
@@ -107,18 +108,18 @@ def test_env_json_records_the_environment(tiny_run: Path):
 def test_report_has_every_section_and_numbers_from_the_data(tiny_run: Path):
     text = (tiny_run / "report.md").read_text()
     for heading in (
+        "## Summary",
         "## What was run",
-        "## Environment",
-        "## Final loss (cpu)",
+        "## Final loss and time to target (cpu)",
         "## Wall time per epoch (cpu)",
         "## Plots",
+        "## Methods",
         "## Parity",
-        "## Findings",
     ):
         assert heading in text
     runs = pd.read_csv(tiny_run / "runs.csv")
-    best = runs[runs["impl"] == "scratch"].groupby("method")["final_train_loss"].median()
-    assert f"`{best.idxmin()}` ({fmt.num(best.min())}, median over seeds)" in text
+    gd = runs[(runs["impl"] == "scratch") & (runs["method"] == "gd")]["median_epoch_time_s"]
+    assert f"| crops5 | {fmt.seconds(gd.median())} [" in text
     for png in ("loss_vs_epoch.png", "epoch_time.png"):
         assert f"]({png})" in text
         assert (tiny_run / png).stat().st_size > 10_000
@@ -428,7 +429,8 @@ def test_sweep_over_100_decades_and_an_all_diverged_sweep_finish(capsys, tmp_pat
     )  # fmt: skip
     assert code == 0, err
     sweep = pd.read_csv(tmp_path / "wide" / "sweep.csv")
-    assert len(sweep[sweep["phase"] == "grid"]) == 201
+    selection_seeds = len(SweepConfig().select_seeds)
+    assert len(sweep[sweep["phase"] == "grid"]) == 201 * selection_seeds
     assert (sweep["status"] == "diverged").any()
     code, _, err = run_cli(
         capsys, "sweep", *tiny, "--lr", "1e39", "--decades", "0.5", "--seeds", "0",
@@ -479,10 +481,13 @@ def test_an_interrupted_sweep_resumes_to_the_same_tables(capsys, tmp_path, monke
     out = tmp_path / "out"
     code, _, err = run_cli(capsys, *argv, "--out", str(out), "--executor", "interrupting")
     assert code == 130
-    assert err.splitlines()[-1].startswith("interrupted (Ctrl-C): 3 of 10 sweep grid runs are in")
+    grid = 5 * 2 * len(SweepConfig().select_seeds)  # 5 lrs x 2 methods x selection seeds
+    assert err.splitlines()[-1].startswith(
+        f"interrupted (Ctrl-C): 3 of {grid} sweep grid runs are in"
+    )
     code, _, err = run_cli(capsys, *argv, "--out", str(out))
     assert code == 0
-    assert "optbench: 3 of 10 sweep grid runs reused" in err
+    assert f"optbench: 3 of {grid} sweep grid runs reused" in err
     timing = TIMING_COLUMNS
     for name in ("sweep.csv", "epochs.csv", "selection.csv"):
         a, b = (pd.read_csv(d / name) for d in (out, tmp_path / "ref"))

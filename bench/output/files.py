@@ -80,6 +80,12 @@ def write_text(text: str, path: Path) -> Path:
     return path
 
 
+@register(".html")
+def write_html(text: str, path: Path) -> Path:
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
 def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 

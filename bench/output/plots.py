@@ -1,13 +1,20 @@
 """Plots, all drawn from the tidy epochs/runs tables (never from live objects).
 
-Conventions shared by every figure: one colour per method (stable across figures and runs),
-scratch solid, torch.optim dashed; curves are the median over seeds with the seeds' range shaded.
+Conventions shared by every figure (see `palette`): one colour per method in every figure,
+weight-decay variants dashed; methods faceted by family where a panel would hold more than six
+lines; a from-scratch curve and its torch.optim twin are one line when they are identical
+(torch's is drawn dotted only where it differs). Curves are the median over seeds, with the
+seeds' range shaded only where it is informative (less than a factor 10 wide on a log axis).
+Axes are robust: the y range stops at `CAP` x the largest initial value, and points beyond it
+(or where a run diverged) are marked at the edge instead of stretching the axis. Titles and
+legends sit outside the axes and are never clipped (margins computed in inches, see `save`).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+import textwrap
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import matplotlib
@@ -20,104 +27,104 @@ import pandas as pd
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
-import optimizers
-from bench.schema import RUN_KEYS, Status
-from bench.sweep.protocol import selection_score
+from bench.output.palette import color_of, dash_of, facets, order
+from bench.schema import Status
 
-IMPL_STYLE = {"scratch": "-", "torch": "--", "torch-foreach": ":", "torch-fused": "-."}
+__all__ = ["color_of", "curves", "epoch_times", "log_axis", "panel_grid", "save"]
+
 DPI = 110
+CAP = 3.0  # y axis ends at CAP x the largest initial value of a panel
+BAND_DECADES = 1.0  # shade the seeds' range only where it is narrower than this (log axes)
+MAX_COLS = 4
 
 
-def method_colors() -> dict[str, tuple]:
-    cmap = plt.get_cmap("tab10")
-    return {name: cmap(i % 10) for i, name in enumerate(optimizers.names())}
-
-
-def color_of(method: str) -> tuple:
-    return method_colors().get(method, (0.3, 0.3, 0.3, 1.0))
-
-
-def _grid(n: int, width: float = 4.2, height: float = 3.2) -> tuple[plt.Figure, list[plt.Axes]]:
-    cols = min(n, 4)
+def panel_grid(
+    panels: Sequence[tuple[str, str]], width: float = 3.9, height: float = 2.9
+) -> tuple[plt.Figure, list[plt.Axes]]:
+    """A grid of panels; a problem's family facets sit side by side in one row."""
+    n = len(panels)
+    per_problem = max(1, len({f for _, f in panels}))
+    cols = min(n, per_problem * max(1, MAX_COLS // per_problem))
     rows = math.ceil(n / cols)
-    fig_w, fig_h = width * cols, height * rows + 0.9
-    fig, axes = plt.subplots(rows, cols, figsize=(fig_w, fig_h), squeeze=False)
-    # Fixed margins (in inches): constrained layout measures every tick label and doubled the
-    # drawing time.
-    fig.subplots_adjust(
-        left=0.85 / fig_w,
-        right=1 - 0.15 / fig_w,
-        top=1 - 0.7 / fig_h,
-        bottom=0.75 / fig_h,
-        wspace=0.3,
-        hspace=0.42,
-    )
+    fig, axes = plt.subplots(rows, cols, figsize=(width * cols, height * rows), squeeze=False)
     flat = list(axes.flat)
     for ax in flat[n:]:
         ax.set_visible(False)
     return fig, flat[:n]
 
 
-def _label_panel(ax: plt.Axes, title: str, xlabel: str, ylabel: str) -> None:
-    ax.set_title(title, fontsize=10)
+def label_panel(ax: plt.Axes, title: str, xlabel: str, ylabel: str) -> None:
+    width = ax.get_position().width * ax.figure.get_size_inches()[0]
+    ax.set_title("\n".join(textwrap.wrap(title, max(12, int(width * 12)))), fontsize=10)
     ax.set_xlabel(xlabel, fontsize=9)
     ax.set_ylabel(ylabel, fontsize=9)
+    ax.tick_params(labelsize=8)
     ax.grid(True, which="major", alpha=0.3)
 
 
-def _save_grid(
-    fig: plt.Figure, path: Path, title: str, methods: list[str], impls: list[str]
-) -> Path:
-    """Title, the shared legend, write the PNG, free the figure."""
-    fig.suptitle(title, fontsize=12)
-    _legend(fig, methods, impls)
+def legend_handles(methods: Sequence[str], extra: Sequence[Line2D] = ()) -> list[Line2D]:
+    return [
+        Line2D([], [], color=color_of(m), ls=dash_of(m), lw=2.2, label=m) for m in order(methods)
+    ] + list(extra)
+
+
+def nothing(path: Path, title: str) -> Path:
+    """A figure that says there is nothing to draw (every run diverged), instead of none."""
+    fig, ax = plt.subplots(figsize=(5, 1.6))
+    ax.axis("off")
+    ax.text(0.5, 0.5, "nothing to plot: every run diverged", ha="center", va="center")
+    return save(fig, path, title, [])
+
+
+def save(fig: plt.Figure, path: Path, title: str, handles: Sequence[Line2D]) -> Path:
+    """Title above, legend below the panels (outside every axis), write the PNG, free it.
+
+    Margins are computed in inches from the title's and the legend's line counts (the figure
+    grows to hold them), so nothing is clipped at any number of panels; constrained layout or
+    a tight bounding box would measure every tick label and triple the drawing time."""
+    w, h = fig.get_size_inches()
+    title_lines = textwrap.wrap(title, max(30, int(w * 11)))
+    ncols = max(1, min(len(handles), int(w / 1.55))) if handles else 1
+    legend_rows = math.ceil(len(handles) / ncols) if handles else 0
+    top_in = 0.35 + 0.24 * len(title_lines)
+    bottom_in = 0.6 + 0.24 * legend_rows
+    fig.set_size_inches(w, h + top_in + bottom_in)
+    H = h + top_in + bottom_in
+    fig.subplots_adjust(
+        left=0.8 / w,
+        right=1 - 0.2 / w,
+        top=1 - top_in / H,
+        bottom=bottom_in / H,
+        wspace=0.32,
+        hspace=0.55,
+    )
+    fig.suptitle("\n".join(title_lines), fontsize=11, y=1 - 0.12 / H, va="top")
+    if handles:
+        fig.legend(
+            handles=handles,
+            loc="lower center",
+            bbox_to_anchor=(0.5, 0.08 / H),
+            ncols=ncols,
+            frameon=False,
+            fontsize=9,
+        )
     fig.savefig(path, dpi=DPI)
     plt.close(fig)
     return path
 
 
-def _legend(fig: plt.Figure, methods: list[str], impls: list[str]) -> None:
-    handles = [Line2D([], [], color=color_of(m), lw=2.5, label=m) for m in methods]
-    if len(impls) > 1:  # line styles only mean something when implementations are compared
-        handles += [
-            Line2D([], [], color="0.25", ls=IMPL_STYLE.get(i, "-"), lw=1.5, label=i) for i in impls
-        ]
-    fig.legend(
-        handles=handles,
-        loc="lower center",
-        bbox_to_anchor=(0.5, 0.0),
-        ncols=min(len(handles), 11),
-        frameon=False,
-    )
-
-
-def log_axis(ax: plt.Axes, which: str = "y") -> None:
-    """Log scale labelled at 1-2-5 on short ranges and at powers of ten on long ones, never at
-    minor ticks (matplotlib's default on short ranges: overlapping labels, slow drawing).
-    Call after plotting: the choice depends on the data's range."""
+def log_axis(ax: plt.Axes, which: str = "y", lo: float | None = None, hi: float | None = None):
+    """Log scale labelled at 1-2-5 on short ranges and at powers of ten on long ones (at most
+    about six labels, so they never overlap), never at minor ticks."""
     axis = ax.yaxis if which == "y" else ax.xaxis
-    lo, hi = ax.dataLim.intervaly if which == "y" else ax.dataLim.intervalx
+    dlo, dhi = ax.dataLim.intervaly if which == "y" else ax.dataLim.intervalx
+    lo, hi = lo or dlo, hi or dhi
     (ax.set_yscale if which == "y" else ax.set_xscale)("log")
     decades = math.log10(hi / lo) if lo > 0 and hi > lo else 0.0
-    subs = (1.0, 2.0, 5.0) if decades < (3 if which == "y" else 1.5) else (1.0,)
-    axis.set_major_locator(LogLocator(base=10, subs=subs, numticks=12))
+    subs = (1.0, 2.0, 5.0) if decades < (2 if which == "y" else 1.2) else (1.0,)
+    axis.set_major_locator(LogLocator(base=10, subs=subs, numticks=6 if which == "x" else 8))
     axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
     axis.set_minor_formatter(NullFormatter())
-
-
-def _nothing(path: Path, title: str) -> Path:
-    """A figure saying there is nothing to draw (every run diverged): the report links it."""
-    fig, ax = plt.subplots(figsize=(5, 2))
-    ax.axis("off")
-    ax.text(0.5, 0.5, f"{title}\nnothing to plot: no finite values", ha="center", va="center")
-    fig.savefig(path, dpi=DPI)
-    plt.close(fig)
-    return path
-
-
-def _problems(df: pd.DataFrame, *extra: str) -> list[tuple[str, ...]]:
-    """Distinct (problem, *extra) in order of appearance."""
-    return list(df[["problem", *extra]].drop_duplicates().itertuples(index=False))
 
 
 def _positive(values: pd.Series | np.ndarray) -> bool:
@@ -126,73 +133,138 @@ def _positive(values: pd.Series | np.ndarray) -> bool:
     return arr.size > 0 and bool((arr > 0).all())
 
 
-def curves(
-    epochs: pd.DataFrame,
-    path: Path,
-    *,
-    y: str = "train_loss",
-    x: str = "epoch",
-    ylabel: str = "training loss (MSE)",
-    xlabel: str = "epoch",
-    title: str,
-    transform: Callable[[pd.DataFrame], pd.Series] | None = None,
-) -> Path:
-    """One panel per problem: median over seeds of y against x, seeds' range shaded."""
-    if epochs.empty:
-        return _nothing(path, title)
-    df = epochs[epochs["device"] == epochs["device"].iloc[0]].copy()
-    df["_y"] = transform(df) if transform is not None else df[y]
-    problems = _problems(df)
-    fig, axes = _grid(len(problems))
-    present = set(df["method"]), set(df["impl"])
-    methods = [m for m in optimizers.names() if m in present[0]]
-    impls = [i for i in IMPL_STYLE if i in present[1]]
-    # One groupby for every curve of the figure (per-curve groupbys cost seconds).
-    stats = df.groupby(["problem", "method", "impl", "epoch"], sort=False).agg(
+def _panels(df: pd.DataFrame) -> list[tuple[str, str, list[str]]]:
+    """(problem, family, methods) for every panel, problems in order of appearance."""
+    out = []
+    for problem in dict.fromkeys(df["problem"]):
+        for family, methods in facets(set(df.loc[df["problem"] == problem, "method"])):
+            out.append((problem, family, methods))
+    return out
+
+
+def _edge_marks(ax: plt.Axes, xs, ys, top: float, color: str, marker: str = "^") -> None:
+    xs, ys = np.asarray(xs, dtype=float), np.asarray(ys, dtype=float)
+    over = ~np.isfinite(ys) | (ys > top)
+    if over.any():
+        ax.scatter(
+            xs[over],
+            np.full(over.sum(), top),
+            marker=marker,
+            s=26,
+            color=color,
+            clip_on=False,
+            zorder=6,
+        )
+
+
+def _stats(df: pd.DataFrame, x: str) -> pd.DataFrame:
+    return df.groupby(["problem", "method", "impl", "epoch"], sort=False).agg(
         x=(x, "median"),
         med=("_y", "median"),
         lo=("_y", "min"),
         hi=("_y", "max"),
         seeds=("seed", "nunique"),
     )
-    diverged_ids = set(df.loc[df["status"] == Status.DIVERGED, "run_id"])
-    finite = df[df["run_id"].isin(diverged_ids) & np.isfinite(df["_y"])]
-    last_finite = finite.groupby("run_id").tail(1)  # where each diverged run was last finite
-    ax_of = dict(zip(problems, axes, strict=True))
-    for (problem, method, impl), g in stats.groupby(level=[0, 1, 2], sort=False):
-        ax, color, ls = ax_of[(problem,)], color_of(method), IMPL_STYLE.get(impl, "-")
-        ax.plot(g["x"], g["med"], color=color, ls=ls, lw=1.6)
-        if impl == "scratch" and g["seeds"].max() > 1:
-            ax.fill_between(g["x"], g["lo"], g["hi"], color=color, alpha=0.12, lw=0)
-    for ax, (problem,) in zip(axes, problems, strict=True):
-        sub = df[df["problem"] == problem]
-        marks = last_finite[last_finite["problem"] == problem]
-        for method, g in marks.groupby("method", sort=False):
-            ax.scatter(g[x], g["_y"], marker="x", s=40, color=color_of(method), zorder=5)
-        if _positive(sub["_y"]):
+
+
+def curves(
+    epochs: pd.DataFrame,
+    path: Path,
+    *,
+    title: str,
+    y: str = "train_loss",
+    x: str = "epoch",
+    ylabel: str = "training loss",
+    xlabel: str = "epoch",
+    transform: Callable[[pd.DataFrame], pd.Series] | None = None,
+) -> Path:
+    """One panel per problem (x method family): median over seeds of y against x."""
+    if epochs.empty:  # e.g. a sweep whose every grid point diverged: no tuned runs to draw
+        return nothing(path, title)
+    df = epochs[epochs["device"] == epochs["device"].iloc[0]].copy()
+    df["_y"] = transform(df) if transform is not None else df[y]
+    stats = _stats(df, x)
+    start = stats.xs(0, level="epoch")["med"] if 0 in set(df["epoch"]) else stats["med"]
+    if x != "epoch":
+        stats = stats[stats.index.get_level_values("epoch") > 0]
+    diverged = set(df.loc[df["status"] == Status.DIVERGED, "run_id"])
+    last = df[df["run_id"].isin(diverged) & np.isfinite(df["_y"])].groupby("run_id").tail(1)
+    panels = _panels(df)
+    fig, axes = panel_grid([(p, f) for p, f, _ in panels])
+    torch_differs = False
+    for ax, (problem, family, methods) in zip(axes, panels, strict=True):
+        ref = start.loc[problem]
+        ref = ref[np.isfinite(ref)]
+        top = float(ref.max()) * CAP if len(ref) else math.inf
+        log_y = _positive(df.loc[df["problem"] == problem, "_y"])
+        lows = []
+        for method in methods:
+            color, ls = color_of(method), dash_of(method)
+            try:
+                g = stats.loc[(problem, method)]
+            except KeyError:
+                continue
+            impls = list(dict.fromkeys(g.index.get_level_values("impl")))
+            main = "scratch" if "scratch" in impls else impls[0]
+            s = g.xs(main, level="impl")
+            ax.plot(s["x"], s["med"].clip(upper=top), color=color, ls=ls, lw=1.6)
+            _edge_marks(ax, s["x"], s["med"], top, color)
+            lows.append(s["med"][np.isfinite(s["med"])])
+            band = s["seeds"].max() > 1
+            if band and log_y:
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    width = np.log10(s["hi"] / s["lo"])
+                band = bool(np.nanmedian(width.replace(np.inf, np.nan)) < BAND_DECADES)
+            if band:
+                ax.fill_between(
+                    s["x"], s["lo"], s["hi"].clip(upper=top), color=color, alpha=0.13, lw=0
+                )
+                lows.append(s["lo"][np.isfinite(s["lo"])])
+            for impl in impls:
+                t = g.xs(impl, level="impl")
+                if impl != main and not np.array_equal(t["med"].to_numpy(), s["med"].to_numpy()):
+                    torch_differs = True
+                    ax.plot(t["x"], t["med"].clip(upper=top), color=color, ls=":", lw=1.2)
+            marks = last[(last["problem"] == problem) & (last["method"] == method)]
+            if len(marks):
+                ax.scatter(
+                    marks[x], marks["_y"].clip(upper=top), marker="x", s=40, color=color, zorder=5
+                )
+        low = pd.concat(lows) if lows else pd.Series(dtype=float)
+        if log_y and len(low) and math.isfinite(top):
+            lo = float(low[low > 0].min()) / 1.5
+            ax.set_ylim(lo, top)
+            log_axis(ax, "y", lo, top)
+        elif log_y:
             log_axis(ax, "y")
-        if x != "epoch" and _positive(sub[x][sub["epoch"] > 0]):
+        elif math.isfinite(top):
+            ax.set_ylim(top=top)
+        if x != "epoch" and _positive(stats.loc[problem, "x"]):
             log_axis(ax, "x")
-        _label_panel(ax, problem, xlabel, ylabel)
-    return _save_grid(fig, path, title, methods, impls)
+        label_panel(ax, f"{problem}{' – ' + family if family else ''}", xlabel, ylabel)
+    extra = [Line2D([], [], color="0.3", marker="x", ls="none", label="diverged (last value)")]
+    extra.append(Line2D([], [], color="0.3", marker="^", ls="none", label="off the scale"))
+    if torch_differs:
+        extra.append(Line2D([], [], color="0.3", ls=":", label="torch.optim (where it differs)"))
+    return save(fig, path, title, legend_handles(set(df["method"]), extra))
 
 
 def epoch_times(epochs: pd.DataFrame, path: Path) -> Path:
     """Per problem: the distribution of per-epoch wall time of every method and impl."""
     df = epochs[epochs["epoch"] > 0]
-    panels = _problems(df, "device")
-    fig, axes = _grid(len(panels), width=4.4, height=3.6)
-    present = set(df["method"]), set(df["impl"])
-    methods = [m for m in optimizers.names() if m in present[0]]
-    impls = [i for i in IMPL_STYLE if i in present[1]]
-    for ax, (problem, device) in zip(axes, panels, strict=True):
+    keys = list(df[["problem", "device"]].drop_duplicates().itertuples(index=False, name=None))
+    fig, axes = panel_grid([(f"{p} ({d})", "") for p, d in keys], width=4.2, height=3.4)
+    impls = list(dict.fromkeys(df["impl"]))
+    for ax, (problem, device) in zip(axes, keys, strict=True):
         sub = df[(df["problem"] == problem) & (df["device"] == device)]
-        pos, labels = 0.0, []
-        for method in [m for m in methods if m in set(sub["method"])]:
+        pos, labels, drawn = 0.0, [], False
+        for method in order(set(sub["method"])):
             for j, impl in enumerate(impls):
                 t = sub[(sub["method"] == method) & (sub["impl"] == impl)]["epoch_time_s"]
+                t = t[np.isfinite(t) & (t > 0)]  # an epoch that overflowed has no time
                 if t.empty:
                     continue
+                drawn = True
                 bp = ax.boxplot(
                     t * 1e3,
                     positions=[pos + 0.38 * j],
@@ -204,143 +276,14 @@ def epoch_times(epochs: pd.DataFrame, path: Path) -> Path:
                 )
                 for box in bp["boxes"]:
                     box.set_facecolor(color_of(method))
-                    box.set_alpha(0.9 if impl == "scratch" else 0.45)
-                    box.set_linestyle(IMPL_STYLE.get(impl, "-"))
-            labels.append((pos + 0.19, method))
+                    box.set_alpha(0.9 if j == 0 else 0.4)
+            labels.append((pos + 0.19 * (len(impls) - 1), method))
             pos += 1.0
         ax.set_yticks([p for p, _ in labels], [m for _, m in labels], fontsize=8)
         ax.invert_yaxis()
-        if _positive(sub["epoch_time_s"]):  # every run diverged in its first epoch: no times
+        if drawn:  # a panel whose every run diverged at once has no time to draw
             log_axis(ax, "x")
-        _label_panel(
-            ax,
-            f"{problem} ({device})",
-            "epoch wall time (ms); box: IQR, whiskers: 1.5 IQR",
-            "",
-        )
-    title = "Wall time per epoch (training steps only; solid = scratch, pale = torch)"
-    return _save_grid(fig, path, title, methods, impls)
-
-
-def scratch_vs_torch(runs: pd.DataFrame, path: Path) -> Path:
-    """Final training loss of each scratch run against its torch.optim twin."""
-    keys = RUN_KEYS
-    both = runs[runs["impl"] == "scratch"].merge(
-        runs[runs["impl"] == "torch"], on=keys, suffixes=("_scratch", "_torch")
-    )
-    fig, ax = plt.subplots(figsize=(6.2, 5.8), layout="constrained")
-    lo = hi = None
-    for method, g in both.groupby("method", sort=False):
-        xs, ys = g["final_train_loss_torch"], g["final_train_loss_scratch"]
-        ax.scatter(xs, ys, s=28, color=color_of(method), label=method, alpha=0.8, edgecolor="none")
-        finite = np.concatenate([xs[np.isfinite(xs)], ys[np.isfinite(ys)]])
-        if finite.size:
-            lo = min(finite.min(), lo if lo is not None else np.inf)
-            hi = max(finite.max(), hi if hi is not None else -np.inf)
-    if lo is not None and hi is not None:
-        ax.plot([lo, hi], [lo, hi], color="0.4", lw=1, ls=":", label="y = x")
-        if lo > 0:
-            log_axis(ax, "x")
-            log_axis(ax, "y")
-    ax.set_xlabel("final training loss, torch.optim (foreach=False)")
-    ax.set_ylabel("final training loss, from scratch")
-    ax.set_title("Same start, same batches: scratch vs torch.optim")
-    ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=8, ncols=2)
-    fig.savefig(path, dpi=DPI)
-    plt.close(fig)
-    return path
-
-
-# ----------------------------------------------------------------------------------------------
-# Sweep figures
-
-
-def sensitivity(grid_runs: pd.DataFrame, selection: pd.DataFrame, path: Path) -> Path:
-    """Final hold-out loss against learning rate, per problem; x = diverged, * = selected."""
-    problems = _problems(grid_runs)
-    fig, axes = _grid(len(problems))
-    methods = [m for m in optimizers.names() if m in set(grid_runs["method"])]
-    g = grid_runs.assign(score=selection_score(grid_runs))
-    # Median over selection seeds, then the best over any other axis (momentum, beta1).
-    per_point = g.groupby(["problem", "method", "lr", "hparams"], sort=False)["score"]
-    best = per_point.median().groupby(level=[0, 1, 2], sort=False).min().reset_index()
-    chosen = selection.dropna(subset=["hparams"]).merge(
-        g[["problem", "method", "hparams", "lr"]].drop_duplicates(),
-        on=["problem", "method", "hparams"],
-    )
-    for ax, (problem,) in zip(axes, problems, strict=True):
-        sub = best[best["problem"] == problem]
-        finite = sub["score"][np.isfinite(sub["score"])]
-        top = finite.max() * 3 if len(finite) else 1.0
-        for method, m in sub.groupby("method", sort=False):
-            color = color_of(method)
-            ok = np.isfinite(m["score"])
-            ax.plot(m["lr"][ok], m["score"][ok], color=color, lw=1.4, marker="o", ms=3)
-            ax.scatter(m["lr"][~ok], np.full((~ok).sum(), top), marker="x", color=color, s=30)
-        pick = chosen[chosen["problem"] == problem]
-        for row in pick.itertuples():
-            score_at = sub[(sub["method"] == row.method) & (sub["lr"] == row.lr)]["score"]
-            if len(score_at):
-                ax.scatter(
-                    [row.lr],
-                    [score_at.iloc[0]],
-                    marker="*",
-                    s=140,
-                    zorder=6,
-                    color=color_of(row.method),
-                    edgecolor="black",
-                    linewidth=0.6,
-                )
-        log_axis(ax, "x")
-        if len(finite) and (finite > 0).all():
-            log_axis(ax, "y")
-        _label_panel(ax, problem, "learning rate", "final hold-out loss")
-    title = "Final hold-out loss vs learning rate (* selected, x diverged)"
-    return _save_grid(fig, path, title, methods, [])
-
-
-def profile(taus: np.ndarray, rho: dict[str, np.ndarray], path: Path, what: str) -> Path:
-    """Performance profile: fraction of problems solved within tau x the best method's time."""
-    fig, ax = plt.subplots(figsize=(7.5, 4.8))
-    for method, curve in rho.items():
-        ax.step(taus, curve, where="post", color=color_of(method), lw=2, label=method)
-    ax.set_xscale("log")
-    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
-    ax.set_ylim(-0.02, 1.02)
-    ax.set_xlabel("tau (time to target / best method's time to target)")
-    ax.set_ylabel("fraction of problems")
-    ax.set_title(f"Performance profile ({what})")
-    ax.grid(True, alpha=0.3)
-    if rho:  # no method reached its target (every run diverged): nothing to label
-        ax.legend(fontsize=8, loc="lower right", ncols=2)
-    fig.tight_layout()
-    fig.savefig(path, dpi=DPI)
-    plt.close(fig)
-    return path
-
-
-def train_vs_holdout(epochs: pd.DataFrame, path: Path) -> Path:
-    """Per problem: training (solid) and hold-out (dotted) loss, median over seeds."""
-    df = epochs[np.isfinite(epochs["holdout_loss"])]
-    if df.empty:
-        return _nothing(path, title="Generalisation: no tuned runs")
-    problems = _problems(df)
-    fig, axes = _grid(len(problems))
-    methods = [m for m in optimizers.names() if m in set(df["method"])]
-    stats = df.groupby(["problem", "method", "epoch"], sort=False)[
-        ["train_loss", "holdout_loss"]
-    ].median()
-    ax_of = dict(zip(problems, axes, strict=True))
-    for (problem, method), g in stats.groupby(level=[0, 1], sort=False):
-        ax, color = ax_of[(problem,)], color_of(method)
-        x = g.index.get_level_values("epoch")
-        ax.plot(x, g["train_loss"], color=color, lw=1.5)
-        ax.plot(x, g["holdout_loss"], color=color, lw=1.5, ls=":")
-    for ax, (problem,) in zip(axes, problems, strict=True):
-        sub = df[df["problem"] == problem]
-        if _positive(sub[["train_loss", "holdout_loss"]].to_numpy().ravel()):
-            log_axis(ax, "y")
-        _label_panel(ax, problem, "epoch", "loss (MSE)")
-    title = "Generalisation: training loss (solid) and hold-out loss (dotted), tuned runs"
-    return _save_grid(fig, path, title, methods, [])
+        label_panel(ax, f"{problem} ({device})", "epoch wall time (ms)", "")
+    shade = f"; dark = {impls[0]}, pale = {', '.join(impls[1:])}" if len(impls) > 1 else ""
+    title = f"Wall time per epoch, training steps only (box: IQR, whiskers: 1.5 IQR{shade})"
+    return save(fig, path, title, [])

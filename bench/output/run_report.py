@@ -1,6 +1,6 @@
-"""The run report: turn results into the output folder (CSVs, env.json, plots, report.md).
-
-Every number in the report is computed here from the tidy tables; nothing is typed in by hand.
+"""The run report: turn results into the output folder (CSVs, env.json, plots, report.md and
+report.html). Every number is computed here or in `bench.analysis` from the tidy tables, and
+both reports render one `Doc`, so they show the same strings.
 """
 
 from __future__ import annotations
@@ -13,11 +13,15 @@ import numpy as np
 import pandas as pd
 
 from bench import fmt
+from bench.analysis import summary as summaries
+from bench.analysis import targets
 from bench.analysis.stats import median_ci
-from bench.analysis.tables import median_over_seeds, parity_by_method, tables, time_ratio
-from bench.analysis.timing import ELAPSED_CAPTION, parallel_note, time_note
-from bench.output import plots
+from bench.analysis.tables import parity_by_method, tables, time_ratio
+from bench.analysis.timing import ELAPSED_CAPTION, time_note
+from bench.output import html, interactive, plots
+from bench.output.doc import Doc, Figure, Raw, Section, Table, markdown, methods_section
 from bench.output.files import write
+from bench.output.palette import order
 from bench.run.runner import RunResult
 from bench.schema import Status
 
@@ -25,118 +29,28 @@ INTERVAL = (
     "median [95% interval] over seeds (bootstrap percentile interval of the median; for 5 or "
     "fewer seeds it is the seeds' [min, max])"
 )
+# Figures other modules may write into the output folder before the report; shown if present.
+OPTIONAL_FIGURES = {
+    "trajectories.png": "Paths of the optimizers on the 2-D test functions (from the same start).",
+}
 
 
-# ----------------------------------------------------------------------------------------------
-# Findings: sentences computed from the tables, each with the numbers behind it
-
-
-def findings(
-    runs: pd.DataFrame, epochs: pd.DataFrame, env: dict[str, Any] | None = None
-) -> list[str]:
-    out: list[str] = []
-    scratch = runs[(runs["impl"] == "scratch") & (runs["device"] == runs["device"].iloc[0])]
-    finals = median_over_seeds(scratch, "final_train_loss")
-    times = median_over_seeds(scratch, "median_epoch_time_s")
-    for label, g in finals.groupby("problem", sort=False):
-        g = g[np.isfinite(g["final_train_loss"])]
-        if g.empty:
-            continue
-        best = g.loc[g["final_train_loss"].idxmin()]
-        worst = g.loc[g["final_train_loss"].idxmax()]
-        t = times[times["problem"] == label].set_index("method")
-        t = t[np.isfinite(t["median_epoch_time_s"])]  # a run diverged in epoch 1 has no time
-        if t.empty:
-            continue
-        fastest = t["median_epoch_time_s"].idxmin()
-        out.append(
-            f"**{label}**: lowest final training loss with `{best['method']}` "
-            f"({fmt.num(best['final_train_loss'])}, median over seeds), highest with "
-            f"`{worst['method']}` ({fmt.num(worst['final_train_loss'])}); cheapest epoch: "
-            f"`{fastest}` ({fmt.seconds(t.loc[fastest, 'median_epoch_time_s'])})."
-        )
-        out.extend(_batch_regime_findings(label, g.set_index("method"), t))
-    diverged = runs[runs["status"] == Status.DIVERGED]
-    if not diverged.empty:
-        parts = [
-            f"`{m}` on {', '.join(sorted(set(g['problem'])))} ({len(g)} runs)"
-            for m, g in diverged.groupby("method", sort=False)
-        ]
-        out.append(f"Diverged (non-finite loss, rows kept): {'; '.join(parts)}.")
-    else:
-        out.append(f"No run diverged ({len(runs)} runs).")
-    parity = parity_by_method(epochs)
-    if not parity.empty:
-        total, same = int(parity["pairs"].sum()), int(parity["identical_runs"].sum())
-        worst = parity.loc[parity["max_rel"].idxmax()]
-        text = (
-            f"Scratch vs torch.optim: {same} of {total} paired runs have identical losses at "
-            "every epoch"
-        )
-        if worst["max_rel"] > 0:
-            text += (
-                f"; the largest relative difference anywhere is {fmt.num(worst['max_rel'], 3)} "
-                f"(`{worst['method']}`)"
-            )
-        out.append(text + ".")
-    ratio = time_ratio(runs)
-    if not ratio.empty:
-        r = ratio["ratio"]
-        out.append(
-            f"Per-epoch time, scratch / torch.optim: median {r.median():.3f} over {len(r)} "
-            f"paired runs (middle half {r.quantile(0.25):.3f}–{r.quantile(0.75):.3f})."
-        )
-    if parallel_note(env or {}):
-        out.append(f"Every time above was {parallel_note(env or {})}.")
-    hold = scratch[np.isfinite(scratch["final_holdout_loss"])]
-    if not hold.empty:
-        gaps = median_over_seeds(hold.assign(gap=hold["final_holdout_loss"]), "gap")
-        for label, g in gaps.groupby("problem", sort=False):
-            if not np.isfinite(g["gap"]).any():
-                continue
-            best = g.loc[g["gap"].idxmin()]
-            out.append(
-                f"Hold-out, {label}: lowest final hold-out loss "
-                f"with `{best['method']}` ({fmt.num(best['gap'])})."
-            )
-    return out
-
-
-def _batch_regime_findings(label: str, loss: pd.DataFrame, t: pd.DataFrame) -> list[str]:
-    """The notebooks' question: does SGD beat full-batch GD per epoch, and at what cost?"""
-    if not {"gd", "sgd"} <= set(loss.index) or not {"gd", "sgd"} <= set(t.index):
-        return []
-    gd, sgd = loss.loc["gd", "final_train_loss"], loss.loc["sgd", "final_train_loss"]
-    cost = t.loc["sgd", "median_epoch_time_s"] / t.loc["gd", "median_epoch_time_s"]
-    text = (
-        f"{label}: SGD (batch 1) ends {'lower' if sgd < gd else 'higher'} than full-batch GD "
-        f"({fmt.num(sgd)} vs {fmt.num(gd)}) and an SGD epoch costs {cost:.1f}x a GD epoch"
-    )
-    if "minibatch" in loss.index and "minibatch" in t.index:
-        mb = loss.loc["minibatch", "final_train_loss"]
-        mcost = t.loc["minibatch", "median_epoch_time_s"] / t.loc["gd", "median_epoch_time_s"]
-        text += f"; minibatch ends at {fmt.num(mb)} for {mcost:.1f}x"
-    return [text + "."]
-
-
-# ----------------------------------------------------------------------------------------------
-# report.md
-
-
-def _interval(values: pd.Series, time: bool = False) -> str:
-    """median [95% interval] over seeds, in seconds units when `time`."""
-    return median_ci(values.astype(float).to_numpy()).text(time)
-
-
-def _metric_table(
-    runs: pd.DataFrame, column: str, *, by_impl: bool = False, time: bool = False
-) -> str:
+def metric_table(
+    runs: pd.DataFrame,
+    column: str,
+    *,
+    by_impl: bool = False,
+    time: bool = False,
+    inf_word: str | None = None,
+) -> Table:
     """Methods (x impls) down, problems across; cells median [95% interval] over seeds."""
     problems = list(dict.fromkeys(runs["problem"]))
     keys = ["method", "impl"] if by_impl else ["method"]
     groups = runs.groupby(["problem", *keys], sort=False)
     rows = []
-    for key in runs[keys].drop_duplicates().itertuples(index=False):
+    present = runs[keys].drop_duplicates()
+    present = present.assign(_o=present["method"].map(order(present["method"]).index))
+    for key in present.sort_values("_o", kind="stable")[keys].itertuples(index=False):
         cells = [f"`{key[0]}`" + (f" ({key[1]})" if by_impl else "")]
         for problem in problems:
             try:
@@ -144,17 +58,21 @@ def _metric_table(
             except KeyError:
                 cells.append("")
                 continue
-            values = (
-                g[column].where(g["status"] != Status.DIVERGED, np.inf) if not time else g[column]
-            )
-            cell = _interval(values, time)
+            values = g[column].astype(float)
+            if not time and column.startswith("final_"):
+                values = values.where(g["status"] != Status.DIVERGED, np.inf)
+            cell = median_ci(values.to_numpy()).text(time)
+            if inf_word:
+                cell = cell.replace("inf", inf_word).replace(fmt.MISSING, inf_word)
             diverged = int((g["status"] == Status.DIVERGED).sum())
             cells.append(cell + (f" ({diverged} diverged)" if diverged else ""))
         rows.append(cells)
-    return fmt.md_table(["method", *problems], rows)
+    return Table(["method", *problems], rows)
 
 
-def _problems_table(runs: pd.DataFrame) -> str:
+def problems_table(runs: pd.DataFrame, optimum: pd.DataFrame) -> Table:
+    """One row per problem; loss* as median [min, max] over seeds where the splits differ."""
+    kind = optimum.set_index("problem")["optimum_kind"]
     rows = []
     for problem, g in runs.groupby("problem", sort=False):
         by_lr: dict[float, list[str]] = {}
@@ -164,44 +82,59 @@ def _problems_table(runs: pd.DataFrame) -> str:
         lrs = fmt.num(common, 3) + "".join(
             f"; {', '.join(ms)}: {fmt.num(lr, 3)}" for lr, ms in by_lr.items() if lr != common
         )
+        stars = g.groupby("seed")["loss_star"].first().astype(float)
+        if np.isfinite(stars).all() and len(stars):
+            star = fmt.interval(stars.median(), stars.min(), stars.max(), len(stars))
+        else:
+            star = f"{fmt.MISSING} ({kind.get(problem, 'none')})"
         rows.append(
             [
                 problem,
-                int(g["n_train"].iloc[0]),
-                int(g["n_holdout"].iloc[0]),
-                int(g["epochs"].max()),
+                str(int(g["n_train"].iloc[0])),
+                str(int(g["n_holdout"].iloc[0])),
+                str(int(g["epochs"].max())),
                 ", ".join(str(b) for b in sorted(set(g["batch_size"]))),
-                fmt.num(g["loss_star"].iloc[0]),
+                star,
                 lrs,
             ]
         )
-    return fmt.md_table(
-        ["problem", "train rows", "hold-out rows", "epochs", "batch sizes", "loss* (LS)", "lr"],
-        rows,
-    )
+    header = ["problem", "train rows", "hold-out rows", "epochs", "batch sizes", "loss*", "lr"]
+    return Table(header, rows)
 
 
-def _parity_tables(epochs: pd.DataFrame, parity: pd.DataFrame | None) -> str:
-    parts = []
+def parity_blocks(epochs: pd.DataFrame, runs: pd.DataFrame, parity: pd.DataFrame | None) -> list:
+    blocks: list = []
     by_method = parity_by_method(epochs)
     if not by_method.empty:
-        parts.append(
-            "Within this run (every epoch of every scratch run against its torch.optim twin, "
-            "same start and batches):\n\n"
-            + fmt.md_table(
-                ["method", "paired runs", "identical at every epoch", "max |Δ loss|", "max rel Δ"],
-                [
-                    [
-                        f"`{r.method}`",
-                        r.pairs,
-                        r.identical_runs,
-                        fmt.num(r.max_abs, 3),
-                        fmt.num(r.max_rel, 3),
-                    ]
-                    for r in by_method.itertuples()
-                ],
+        same = int(by_method["identical_runs"].sum()) == int(by_method["pairs"].sum())
+        blocks.append(
+            "Every epoch of every scratch run against its torch.optim twin (same start and "
+            "batches). "
+            + (
+                "All pairs are identical, so the plots draw one line for both."
+                if same
+                else "The plots draw torch.optim dotted where it differs from scratch."
             )
         )
+        rows = [
+            [
+                f"`{r.method}`",
+                str(r.pairs),
+                str(r.identical_runs),
+                fmt.num(r.max_abs, 3),
+                fmt.num(r.max_rel, 3),
+            ]
+            for r in by_method.itertuples()
+        ]
+        header = ["method", "paired runs", "identical at every epoch", "max |Δ loss|", "max rel Δ"]
+        blocks.append(Table(header, rows))
+        ratio = time_ratio(runs)
+        if not ratio.empty:
+            r = ratio["ratio"]
+            blocks.append(
+                f"Epoch time, scratch / torch.optim: median {r.median():.3f} over {len(r)} "
+                f"paired runs (middle half {r.quantile(0.25):.3f}–{r.quantile(0.75):.3f})."
+            )
     if parity is not None and not parity.empty:
         g = parity.groupby("method", sort=False).agg(
             cases=("bitwise", "size"),
@@ -210,145 +143,166 @@ def _parity_tables(epochs: pd.DataFrame, parity: pd.DataFrame | None) -> str:
             max_rel=("max_rel_diff", "max"),
             steps=("steps", "min"),
         )
-        parts.append(
-            "Step-by-step parity (`parity.csv`: every method x hyperparameter case x dtype, "
-            "identical parameters and gradients, parameters and optimizer state compared "
-            "after every step):\n\n"
-            + fmt.md_table(
-                ["method", "cases", "bitwise equal", "steps", "max |Δ|", "max rel Δ"],
-                [
-                    [
-                        f"`{m}`",
-                        int(r.cases),
-                        int(r.bitwise),
-                        int(r.steps),
-                        fmt.num(r.max_abs, 3),
-                        fmt.num(r.max_rel, 3),
-                    ]
-                    for m, r in g.iterrows()
-                ],
-            )
+        blocks.append(
+            "Step by step (`parity.csv`: every method x hyperparameter case x dtype; parameters "
+            "and optimizer state compared after every step):"
         )
-    return "\n\n".join(parts) if parts else "No scratch/torch pairs in this run."
+        rows = [
+            [
+                f"`{m}`",
+                str(int(r.cases)),
+                str(int(r.bitwise)),
+                str(int(r.steps)),
+                fmt.num(r.max_abs, 3),
+                fmt.num(r.max_rel, 3),
+            ]
+            for m, r in g.iterrows()
+        ]
+        header = ["method", "cases", "bitwise equal", "steps", "max |Δ|", "max rel Δ"]
+        blocks.append(Table(header, rows))
+    return blocks or ["No scratch/torch pairs in this run."]
 
 
-def render(
+def env_table(env: dict[str, Any]) -> Table:
+    cpu = (
+        f"{env['cpu']} ({env['cpu_count']} cores, {env['torch_threads']} threads, "
+        f"{env['torch_cpu_capability']})"
+    )
+    git = (env["git_commit"] or "unknown")[:12] + (" (uncommitted)" if env["git_dirty"] else "")
+    return Table(
+        ["", ""],
+        [
+            ["CPU", cpu],
+            ["GPU", env["gpu"] or "none"],
+            ["python / torch / numpy", f"{env['python']} / {env['torch']} / {env['numpy']}"],
+            ["git", git],
+            [
+                "execution",
+                f"{env.get('executor', 'serial')}: {env.get('workers', 1)} worker(s) x "
+                f"{env.get('runs_per_worker', 1)} run(s) at a time, "
+                f"{env.get('torch_threads')} torch thread(s) per run",
+            ],
+        ],
+    )
+
+
+def _time_caption(epochs: pd.DataFrame, env: dict[str, Any]) -> str:
+    text = (
+        "x: median over seeds of the cumulative training time (timed steps only; evaluation "
+        f"and warm-up excluded; {ELAPSED_CAPTION}); log axes."
+    )
+    note = time_note(epochs, env)
+    return f"{text} {note}" if note else text
+
+
+def build_doc(
     runs: pd.DataFrame,
     epochs: pd.DataFrame,
     env: dict[str, Any],
-    figures: Sequence[tuple[str, str]],
+    figures: Sequence[Figure],
     parity: pd.DataFrame | None,
     title: str = "optbench report",
     performance: str | None = None,
-) -> str:
+) -> Doc:
+    ttt = targets.time_to_target(runs, epochs)
+    runs = runs.merge(ttt, on="run_id", how="left")
+    summary = summaries.build(runs, epochs)
+    optimum = targets.reference_optimum(runs, epochs)
     devices = list(dict.fromkeys(runs["device"]))
     seeds = sorted(set(runs["seed"]))
     hashes = runs.groupby(["problem", "seed"])["init_hash"].nunique()
-    note = time_note(epochs, env)  # next to every time figure (parallel timing, exclusions)
-    lines = [
-        f"# {title}",
-        "",
-        f"Generated {env['timestamp_utc']} by `{env['command']}`.",
-        "",
-        "## What was run",
-        "",
-        f"- {len(runs)} runs: {runs['problem'].nunique()} problems x "
-        f"{runs['method'].nunique()} methods x {runs['impl'].nunique()} implementations "
-        f"({', '.join(dict.fromkeys(runs['impl']))}) x {len(devices)} device(s) "
-        f"({', '.join(devices)}) x {len(seeds)} seeds ({', '.join(map(str, seeds))}); "
-        f"dtype {', '.join(dict.fromkeys(runs['dtype']))}.",
-        f"- Total training time {fmt.seconds(runs['total_time_s'].sum())} "
-        f"(timed steps only; evaluation and warm-up excluded). {note}",
-        f"- Same initial weights: every run of a (problem, seed) starts from the same weights; "
-        f"`init_hash` has {'one value' if (hashes == 1).all() else 'SEVERAL values (bug!)'} "
-        f"per (problem, seed) across all methods, implementations and devices.",
-        "- Loss: mean squared error over all targets (the notebooks' `mse`); training loss on "
-        "the whole training set, hold-out loss on the held-out rows, both after each epoch. "
-        "loss* is the least-squares optimum of the linear model on the training rows.",
-        "",
-        _problems_table(runs),
-        "",
-        "## Environment",
-        "",
-        fmt.md_table(
-            ["", ""],
+    ran = Section(
+        "What was run",
+        [
             [
-                [
-                    "CPU",
-                    f"{env['cpu']} ({env['cpu_count']} cores, {env['torch_threads']} threads, "
-                    f"{env['torch_cpu_capability']})",
-                ],
-                ["GPU", env["gpu"] or "none"],
-                [
-                    "execution",
-                    f"{env.get('executor', 'serial')}: {env.get('workers', 1)} worker(s) x "
-                    f"{env.get('runs_per_worker', 1)} run(s) at a time, "
-                    f"{env.get('torch_threads')} torch thread(s) per run",
-                ],
-                ["python / torch / numpy", f"{env['python']} / {env['torch']} / {env['numpy']}"],
-                [
-                    "git",
-                    f"{(env['git_commit'] or 'unknown')[:12]}"
-                    f"{' (uncommitted changes)' if env['git_dirty'] else ''}",
-                ],
+                f"{len(runs)} runs: {runs['problem'].nunique()} problems x "
+                f"{runs['method'].nunique()} methods x {runs['impl'].nunique()} implementations "
+                f"({', '.join(dict.fromkeys(runs['impl']))}) x {len(devices)} device(s) "
+                f"({', '.join(devices)}) x {len(seeds)} seeds ({', '.join(map(str, seeds))}); "
+                f"dtype {', '.join(dict.fromkeys(runs['dtype']))}.",
+                f"Total training time {fmt.seconds(runs['total_time_s'].sum())} (timed steps "
+                f"only; evaluation and warm-up excluded). {time_note(epochs, env)}".strip(),
+                "Same initial weights: `init_hash` has "
+                f"{'one value' if (hashes == 1).all() else 'SEVERAL values (bug!)'} per "
+                "(problem, seed) across methods, implementations and devices.",
+                "Loss: the task's loss on the whole training set and on the hold-out rows after "
+                "each epoch. loss*: the least-squares optimum of the linear model on each "
+                "seed's own training rows (median [min, max] over seeds: every seed has its "
+                "own split).",
             ],
-        ),
-        "",
-    ]
+            problems_table(runs, optimum),
+            "Environment:",
+            env_table(env),
+        ],
+    )
+    sections = [ran]
     for device in devices:
         on = runs[runs["device"] == device]
-        scratch = on[on["impl"] == "scratch"] if (on["impl"] == "scratch").any() else on
-        with_holdout = scratch[np.isfinite(scratch["final_holdout_loss"].astype(float))]
-        lines += [
-            f"## Final loss ({device})",
-            "",
-            f"Final training loss, {INTERVAL}; from-scratch implementation (torch.optim's is "
-            "compared in the parity section):",
-            "",
-            _metric_table(scratch, "final_train_loss"),
-            "",
+        main = summaries.primary(on)
+        blocks: list = [
+            f"Final training loss, {INTERVAL}; from-scratch implementation:",
+            metric_table(main, "final_train_loss"),
         ]
-        if not with_holdout.empty:
-            lines += [
-                "Final hold-out loss, where the problem has a hold-out split:",
-                "",
-                _metric_table(with_holdout, "final_holdout_loss"),
-                "",
+        hold = main[np.isfinite(main["final_holdout_loss"].astype(float))]
+        if not hold.empty:
+            blocks += ["Final hold-out loss:", metric_table(hold, "final_holdout_loss")]
+            gap = hold.assign(gap=hold["final_holdout_loss"] - hold["final_train_loss"])
+            blocks += [
+                "Generalisation gap, final hold-out - training loss:",
+                metric_table(gap, "gap"),
             ]
-        lines += [
-            f"## Wall time per epoch ({device})",
-            "",
-            f"Each run's median epoch time, then {INTERVAL}. {note}",
-            "",
-            _metric_table(on, "median_epoch_time_s", by_impl=True, time=True),
-            "",
+        for col, what in (
+            ("final_train_accuracy", "training"),
+            ("final_holdout_accuracy", "hold-out"),
+        ):
+            if col in main and main[col].notna().any():
+                blocks += [f"Final {what} accuracy:", metric_table(main, col)]
+        blocks += [
+            "Epochs to the target (see the summary; `never`: not reached in the epochs given):",
+            metric_table(main, "epochs_to_target", inf_word="never"),
+            "Training seconds to the target:",
+            metric_table(main, "seconds_to_target", time=True, inf_word="never"),
         ]
-    lines += ["## Plots", ""]
-    for caption, name in figures:
-        lines += [f"### {caption}", "", f"![{caption}]({name})", ""]
-    lines += [
-        "## Parity: from scratch vs torch.optim",
-        "",
-        _parity_tables(epochs, parity),
-        "",
-        *([performance, ""] if performance else []),
-        "## Findings",
-        "",
-        *[f"- {f}" for f in findings(runs, epochs, env)],
-        "",
-        "## Files",
-        "",
-        "- `epochs.csv`: one row per run and epoch (epoch 0 = initial weights).",
-        "- `runs.csv`: one row per run: final losses, epoch-time median and IQR, status.",
-        "- `env.json`: versions, CPU/GPU, threads, git commit, command line.",
-        *(
-            ["- `parity.csv`: step-by-step scratch vs torch.optim parity."]
-            if parity is not None
-            else []
-        ),
-        "",
-    ]
-    return "\n".join(lines)
+        sections.append(Section(f"Final loss and time to target ({device})", blocks))
+        sections.append(
+            Section(
+                f"Wall time per epoch ({device})",
+                [
+                    f"Each run's median epoch time, then {INTERVAL}. "
+                    f"{time_note(epochs[epochs['device'] == device], env)}".strip(),
+                    metric_table(on, "median_epoch_time_s", by_impl=True, time=True),
+                ],
+            )
+        )
+    sections.append(Section("Plots", list(figures)))
+    sections.append(methods_section(set(runs["method"])))
+    sections.append(
+        Section("Parity: from scratch vs torch.optim", parity_blocks(epochs, runs, parity))
+    )
+    if performance:
+        body = performance.split("\n", 1)[1] if performance.startswith("## ") else performance
+        sections.append(Section("Performance", [Raw(body.strip())]))
+    sections.append(
+        Section(
+            "Files",
+            [
+                [
+                    "`epochs.csv`: one row per run and epoch (epoch 0 = initial weights).",
+                    "`runs.csv`: one row per run: final losses, epoch-time median and IQR, "
+                    "status, loss*.",
+                    "`env.json`: versions, CPU/GPU, threads, git commit, command line.",
+                    *(
+                        ["`parity.csv`: step-by-step scratch vs torch.optim parity."]
+                        if parity is not None
+                        else []
+                    ),
+                    "`report.html`: this report with interactive plots, one self-contained file.",
+                ]
+            ],
+        )
+    )
+    subtitle = f"Generated {env['timestamp_utc']} by `{env['command']}`."
+    return Doc(title, subtitle, summary, sections)
 
 
 def write_all(
@@ -365,30 +319,42 @@ def write_all(
     if parity is not None:
         written.append(write(parity, out / "parity.csv"))
     written.append(write(env, out / "env.json"))
-    par = f"; {parallel_note(env)}" if parallel_note(env) else ""
-    figures = [
-        ("Training loss per epoch", "loss_vs_epoch.png"),
-        (f"Training loss against wall time ({ELAPSED_CAPTION}{par})", "loss_vs_time.png"),
-        (f"Wall time per epoch (raw, every epoch{par})", "epoch_time.png"),
-        ("Final loss: scratch vs torch.optim", "final_loss_scratch_vs_torch.png"),
-    ]
     written.append(
-        plots.curves(epochs, out / figures[0][1], title="Training loss (median over seeds)")
+        plots.curves(
+            epochs, out / "loss_vs_epoch.png", title="Training loss per epoch (median over seeds)"
+        )
     )
     written.append(
         plots.curves(
-            epochs[epochs["epoch"] > 0],
-            out / figures[1][1],
+            epochs,
+            out / "loss_vs_time.png",
             x="elapsed_s",
-            xlabel="training wall time (s)",
-            title="Training loss against cumulative training time",
+            xlabel="training time (s)",
+            title="Training loss against cumulative training time (median over seeds)",
         )
     )
-    written.append(plots.epoch_times(epochs, out / figures[2][1]))
-    if (runs["impl"] == "torch").any() and (runs["impl"] == "scratch").any():
-        written.append(plots.scratch_vs_torch(runs, out / figures[3][1]))
-    else:
-        figures.pop()
-    report = render(runs, epochs, env, figures, parity, title, performance)
-    written.append(write(report, out / "report.md"))
+    written.append(plots.epoch_times(epochs, out / "epoch_time.png"))
+    curves_caption = (
+        "Median over seeds; shaded: the seeds' range where narrower than 10x; x: diverged "
+        "(last finite value); ^: off the scale (above 3x the initial loss). Epoch 0 is the "
+        "shared initial weights. From-scratch and torch.optim are one line where identical."
+    )
+    figures = [
+        Figure(
+            "loss_vs_epoch.png",
+            "Training loss per epoch. " + curves_caption,
+            interactive.curves(epochs, ylabel="training loss"),
+        ),
+        Figure(
+            "loss_vs_time.png", "Training loss against training time. " + _time_caption(epochs, env)
+        ),
+        Figure(
+            "epoch_time.png",
+            "Wall time per epoch (training steps only), per method and implementation.",
+        ),
+    ]
+    figures += [Figure(f, cap) for f, cap in OPTIONAL_FIGURES.items() if (out / f).exists()]
+    doc = build_doc(runs, epochs, env, figures, parity, title, performance)
+    written.append(write(markdown(doc), out / "report.md"))
+    written.append(write(html.render(doc, out), out / "report.html"))
     return written

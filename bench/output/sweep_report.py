@@ -1,4 +1,5 @@
-"""The sweep's output folder: sweep.csv, summary tables, plots and report.md, all from tables."""
+"""The sweep's output folder: sweep.csv, summary tables, plots, report.md and report.html,
+all from tables; both reports render one `Doc`."""
 
 from __future__ import annotations
 
@@ -13,8 +14,10 @@ import pandas as pd
 
 from bench import fmt
 from bench.analysis import claims, stats, targets
+from bench.analysis import summary as summaries
 from bench.analysis.timing import parallel_note, time_note
-from bench.output import plots
+from bench.output import html, interactive, plots, sweep_plots
+from bench.output.doc import Doc, Figure, Section, Table, markdown, methods_section
 from bench.output.files import write
 from bench.schema import Status
 from bench.sweep import SweepConfig, SweepResult
@@ -92,9 +95,17 @@ def _hp_text(hparams: str | None) -> str:
     return ", ".join(f"{k}={fmt.num(v, 3) if isinstance(v, float) else v}" for k, v in hp.items())
 
 
-def _tuned_tables(summary: pd.DataFrame) -> str:
-    parts = []
+def _tuned_tables(summary: pd.DataFrame) -> list:
+    parts: list = []
     tuned = summary[summary["phase"] == "tuned"]
+    header = [
+        "method",
+        "final train loss",
+        "final hold-out loss",
+        "epochs to target",
+        "seconds to target",
+        "epoch time",
+    ]
     for problem, g in tuned.groupby("problem", sort=False):
         rows = [
             [
@@ -107,24 +118,18 @@ def _tuned_tables(summary: pd.DataFrame) -> str:
             ]
             for r in g.itertuples()
         ]
-        parts.append(
-            f"**{problem}**\n\n"
-            + fmt.md_table(
-                [
-                    "method",
-                    "final train loss",
-                    "final hold-out loss",
-                    "epochs to target",
-                    "seconds to target",
-                    "epoch time",
-                ],
-                rows,
-            )
-        )
-    return "\n\n".join(parts)
+        parts += [f"**{problem}**", Table(header, rows)]
+    return parts
 
 
-def _selection_table(selection: pd.DataFrame) -> str:
+def _edge_text(r) -> str:
+    edge = getattr(r, "at_edge", "") or ""
+    if not isinstance(edge, str) or not edge:
+        return "no"
+    return f"**{edge}**"
+
+
+def _selection_table(selection: pd.DataFrame) -> Table:
     rows = [
         [
             r.problem,
@@ -132,22 +137,32 @@ def _selection_table(selection: pd.DataFrame) -> str:
             _hp_text(r.hparams),
             fmt.num(r.score),
             f"{r.points} ({r.diverged_points} diverged)",
+            _edge_text(r),
         ]
         for r in selection.itertuples()
     ]
-    return fmt.md_table(
-        [
-            "problem",
-            "method",
-            "selected",
-            "hold-out loss (median over selection seeds)",
-            "grid points",
-        ],
-        rows,
-    )
+    header = ["problem", "method", "selected", "hold-out loss", "grid points", "at grid edge"]
+    return Table(header, rows)
 
 
-def _defaults_table(summary: pd.DataFrame) -> str:
+def edge_anomalies(selection: pd.DataFrame) -> list[str]:
+    if "at_edge" not in selection:
+        return []
+    flagged = selection[selection["at_edge"].fillna("").astype(str) != ""]
+    if flagged.empty:
+        return []
+    parts = [
+        f"{r.method} on {r.problem} ({_hp_text(r.hparams)}; {r.at_edge})"
+        for r in flagged.itertuples()
+    ]
+    return [
+        "Selected at the edge of the learning-rate grid after extending it: "
+        + "; ".join(parts)
+        + ". The best setting may lie beyond what was tried."
+    ]
+
+
+def _defaults_table(summary: pd.DataFrame) -> Table:
     tuned = summary[summary["phase"] == "tuned"].set_index(["problem", "method"])
     default = summary[summary["phase"] == "default"]
     rows = []
@@ -156,7 +171,7 @@ def _defaults_table(summary: pd.DataFrame) -> str:
         t = next(tuned.loc[[key]].itertuples()) if key in tuned.index else None
         ratio = "–"
         if t is not None and math.isfinite(r.final_holdout_loss) and t.final_holdout_loss > 0:
-            ratio = f"{fmt.num(r.final_holdout_loss / t.final_holdout_loss, 3)}x"
+            ratio = f"{r.final_holdout_loss / t.final_holdout_loss:.3g}x"
         elif t is not None and math.isinf(r.final_holdout_loss):
             ratio = "defaults diverge"
         rows.append(
@@ -169,20 +184,18 @@ def _defaults_table(summary: pd.DataFrame) -> str:
                 ratio,
             ]
         )
-    return fmt.md_table(
-        [
-            "problem",
-            "method",
-            "library defaults",
-            "hold-out loss, defaults",
-            "hold-out loss, tuned",
-            "defaults / tuned",
-        ],
-        rows,
-    )
+    header = [
+        "problem",
+        "method",
+        "library defaults",
+        "hold-out, defaults",
+        "hold-out, tuned",
+        "defaults / tuned",
+    ]
+    return Table(header, rows)
 
 
-def _gap_table(summary: pd.DataFrame) -> str:
+def _gap_table(summary: pd.DataFrame) -> Table:
     tuned = summary[summary["phase"] == "tuned"]
     problems = list(dict.fromkeys(tuned["problem"]))
     rows = []
@@ -192,57 +205,36 @@ def _gap_table(summary: pd.DataFrame) -> str:
             sel = tuned[(tuned["problem"] == problem) & (tuned["method"] == method)]
             cells.append(_cell(next(sel.itertuples()), "generalization_gap") if len(sel) else "")
         rows.append(cells)
-    return fmt.md_table(["method", *problems], rows)
+    return Table(["method", *problems], rows)
 
 
 def findings(summary: pd.DataFrame, claim_list: Sequence[claims.Claim]) -> list[str]:
     out = [c.markdown() for c in claim_list]
     tuned = summary[summary["phase"] == "tuned"]
-    for label, g in tuned.groupby("problem", sort=False):
-        g = g[np.isfinite(g["final_holdout_loss"])]
-        if g.empty:
-            continue
-        best = g.loc[g["final_holdout_loss"].idxmin()]
-        text = (
-            f"**{label}**, tuned: lowest hold-out loss with `{best['method']}` "
-            f"({fmt.num(best['final_holdout_loss'])} [{fmt.num(best['final_holdout_loss_lo'])}, "
-            f"{fmt.num(best['final_holdout_loss_hi'])}])"
-        )
-        reached = g[np.isfinite(g["seconds_to_target"])]
-        if reached.empty:
-            text += "; no method reached the target in the epochs given"
-        else:
-            fast = reached.loc[reached["seconds_to_target"].idxmin()]
-            text += (
-                f"; fastest to the target `{fast['method']}` "
-                f"({fmt.seconds(fast['seconds_to_target'])}, {fmt.num(fast['epochs_to_target'])} "
-                f"epochs), {len(reached)} of {len(g)} methods reached it"
-            )
-        out.append(text + ".")
     default = summary[summary["phase"] == "default"]
     if not default.empty:
         merged = default.merge(tuned, on=["problem", "method"], suffixes=("_d", "_t"))
         worse = merged[merged["final_holdout_loss_d"] > merged["final_holdout_loss_t"]]
         diverged = merged[np.isinf(merged["final_holdout_loss_d"])]
         out.append(
-            f"Library defaults vs tuned: the defaults end with a higher hold-out loss in "
-            f"{len(worse)} of {len(merged)} (problem, method) pairs"
+            f"Library defaults vs tuned: the defaults end with a higher hold-out loss (median) "
+            f"in {len(worse)} of {len(merged)} (problem, method) pairs"
             + (f", and diverge in {len(diverged)}" if len(diverged) else "")
             + "."
         )
     return out
 
 
-def render(
+def build_doc(
     sweep: SweepResult,
     config: SweepConfig,
+    runs: pd.DataFrame,
     summary: pd.DataFrame,
     optimum: pd.DataFrame,
     claim_list: Sequence[claims.Claim],
     env: dict[str, Any],
-    figures: dict[str, str],
-) -> str:
-    runs = sweep.runs
+    figures: dict[str, Figure],
+) -> Doc:
     n_grid = int((runs["phase"] == "grid").sum())
     factors = config.lr_factors()
     extra = []
@@ -257,95 +249,97 @@ def render(
         f"{1 + config.rel_tol:g}"
     )
     opt_rows = [[r.problem, fmt.num(r.optimum), r.optimum_kind] for r in optimum.itertuples()]
-    lines = [
-        "# optbench sweep report",
-        "",
-        f"Generated {env['timestamp_utc']} by `{env['command']}` on {env['cpu']} "
-        f"(torch {env['torch']}).",
-        "",
-        "## Protocol",
-        "",
-        f"- **Grid**: {len(factors)} learning rates per method, the suite's learning rate x "
+    tuned = runs[runs["phase"] == "tuned"]
+    tuned_epochs = sweep.epochs[sweep.epochs["run_id"].isin(set(tuned["run_id"]))]
+    short = summaries.build(
+        tuned,
+        tuned_epochs,
+        rel_tol=config.rel_tol,
+        target=config.target,
+        extra_anomalies=edge_anomalies(sweep.selection),
+    )
+    protocol = [
+        f"**Grid**: {len(factors)} learning rates per method, the suite's learning rate x "
         f"10^[{-config.decades:g}, {config.decades:g}] ({config.points_per_decade} per decade)"
         + (f", x {'; '.join(extra)}" if extra else "")
         + f"; every point from the same initial weights; seeds {list(config.select_seeds)}; "
-        f"{n_grid} runs, from-scratch implementation.",
-        "- **Selection**: lowest final **hold-out** loss (median over the selection seeds); "
+        f"{n_grid} runs, from-scratch implementation. Where the selection sits at an end of "
+        f"its grid, the grid is extended beyond it by up to {config.max_extensions} points.",
+        "**Selection**: lowest final **hold-out** loss (median over the selection seeds); "
         "training loss is never used; a diverged point scores +inf and never wins.",
-        f"- **Reruns**: the selected setting and each method's library defaults over seeds "
+        f"**Reruns**: the selected setting and each method's library defaults over seeds "
         f"{list(config.seeds)} (fresh initial weights, batch orders and hold-out splits).",
-        "- **Skipped** (no hold-out split, so no fair selection): "
+        "**Skipped** (no hold-out split, so no fair selection): "
         + (", ".join(sweep.skipped) if sweep.skipped else "none")
         + ".",
-        f"- **Intervals**: every figure is the median over seeds with a {stats.INTERVAL_NAME} "
+        f"**Intervals**: every figure is the median over seeds with a {stats.INTERVAL_NAME} "
         f"({stats.RESAMPLES:,} resamples); with 5 or fewer seeds it equals the seeds' range.",
-        f'- **Target**: {target}; a run that never gets there counts as infinitely slow ("never").',
-        "",
-        fmt.md_table(["problem", "loss*", "what loss* is"], opt_rows),
-        "",
-        "## Selected hyperparameters",
-        "",
-        _selection_table(sweep.selection),
-        "",
-        f"![Learning-rate sensitivity]({figures['sensitivity']})",
-        "",
-        f"## Tuned results (median [95% interval] over {len(config.seeds)} seeds)",
-        "",
-        *([time_note(sweep.epochs, env), ""] if time_note(sweep.epochs, env) else []),
-        _tuned_tables(summary),
-        "",
-        "## Suboptimality",
-        "",
-        "Training loss minus loss* (log scale), median over seeds with the 95% band; values "
-        "at or below float32 resolution are drawn at loss* x 1e-6.",
-        "",
-        f"![Suboptimality]({figures['suboptimality']})",
-        "",
-        "## Time to target",
-        "",
-        "Fraction of problems each method solves (reaches the target) within tau times the "
-        "fastest method's wall time on that problem (median over seeds); a curve that stays "
-        "low never gets there. Disturbed epochs count at their run's median epoch time"
-        + (f"; {parallel_note(env)}." if parallel_note(env) else "."),
-        "",
-        f"![Performance profile]({figures['profile']})",
-        "",
-        "## Generalisation",
-        "",
-        "Final hold-out loss minus final training loss, tuned runs:",
-        "",
-        _gap_table(summary),
-        "",
-        f"![Train vs hold-out]({figures['generalization']})",
-        "",
-        "## Tuned vs library defaults",
-        "",
-        "The same methods at torch.optim's default hyperparameters (lr 1e-3, ...), same seeds "
-        "(in the spirit of *Descending through a Crowded Valley*):",
-        "",
-        _defaults_table(summary),
-        "",
-        "## Findings",
-        "",
+        f"**Target**: {target}; a run that never gets there counts as infinitely slow (never).",
+        *([f"**Timing**: {time_note(sweep.epochs, env)}"] if time_note(sweep.epochs, env) else []),
+    ]
+    claims_intro = (
         f"The notebooks' claims, rerun as in notebook 002 ({claims.CLAIM_DATASET}, lr "
         f"{claims.CLAIM_LR:g}, {claims.CLAIM_EPOCHS} epochs, all rows for training, the same "
         f"initial weights for every variant of a seed, {len(config.seeds)} seeds). A claim is "
         f"*confirmed* when the medians over seeds agree with it and so do at least "
         f"{claims.MAJORITY:.0%} of the seeds, *mixed* when the medians agree but fewer seeds do:"
-        if claim_list
-        else "",
-        "",
-        *[f"- {f}" for f in findings(summary, claim_list)],
-        "",
-        "## Files",
-        "",
-        "- `sweep.csv`: one row per run (phase grid / tuned / default / claims) with final "
-        "losses, status and time to target.",
-        "- `summary.csv`: per phase, problem and method: medians and 95% intervals.",
-        "- `selection.csv`, `claims.csv`, `epochs.csv` (every epoch of every run), `env.json`.",
-        "",
+    )
+    sections = [
+        Section("Protocol", [protocol, Table(["problem", "loss*", "what loss* is"], opt_rows)]),
+        Section(
+            "Selected hyperparameters",
+            [
+                "Hold-out loss: median over the selection seeds at the selected point.",
+                _selection_table(sweep.selection),
+                figures["sensitivity"],
+            ],
+        ),
+        Section(
+            f"Tuned results (median [95% interval] over {len(config.seeds)} seeds)",
+            _tuned_tables(summary),
+        ),
+        Section("Suboptimality", [figures["suboptimality"]]),
+        Section("Time to target", [figures["profile"]]),
+        Section(
+            "Generalisation",
+            [
+                "Final hold-out loss minus final training loss, tuned runs:",
+                _gap_table(summary),
+                figures["generalization"],
+            ],
+        ),
+        Section(
+            "Tuned vs library defaults",
+            [
+                "The same methods at torch.optim's default hyperparameters (lr 1e-3, ...), same "
+                "seeds (in the spirit of *Descending through a Crowded Valley*):",
+                _defaults_table(summary),
+            ],
+        ),
+        methods_section(set(runs["method"])),
+        Section(
+            "Findings", [*([claims_intro] if claim_list else []), findings(summary, claim_list)]
+        ),
+        Section(
+            "Files",
+            [
+                [
+                    "`sweep.csv`: one row per run (phase grid / tuned / default / claims) with "
+                    "final losses, status and time to target.",
+                    "`summary.csv`: per phase, problem and method: medians and 95% intervals.",
+                    "`selection.csv` (with `at_edge`), `claims.csv`, `epochs.csv`, `env.json`.",
+                    "`report.html`: this report with interactive plots, one self-contained file.",
+                ]
+            ],
+        ),
     ]
-    return "\n".join(lines)
+    subtitle = (
+        f"Generated {env['timestamp_utc']} by `{env['command']}` on {env['cpu']} "
+        f"(torch {env['torch']})."
+    )
+    return Doc(
+        "optbench sweep report", subtitle, short, sections, summary_title="Summary (tuned runs)"
+    )
 
 
 def write_all(
@@ -370,14 +364,8 @@ def write_all(
     tuned_epochs = epochs[epochs["run_id"].isin(set(tuned_runs["run_id"]))]
     optimum = targets.reference_optimum(tuned_runs, tuned_epochs)
     star = targets.run_optimum(tuned_runs, tuned_epochs)
-    figures = {
-        "sensitivity": "sensitivity.png",
-        "suboptimality": "suboptimality.png",
-        "profile": "profile.png",
-        "generalization": "generalization.png",
-    }
     grid_runs = runs[runs["phase"] == "grid"]
-    written.append(plots.sensitivity(grid_runs, sweep.selection, out / figures["sensitivity"]))
+    written.append(sweep_plots.sensitivity(grid_runs, sweep.selection, out / "sensitivity.png"))
 
     def gap(df: pd.DataFrame) -> pd.Series:
         s = df["run_id"].map(star)
@@ -386,7 +374,7 @@ def write_all(
     written.append(
         plots.curves(
             tuned_epochs,
-            out / figures["suboptimality"],
+            out / "suboptimality.png",
             transform=gap,
             ylabel="loss - loss*",
             title="Suboptimality of the tuned runs (median over seeds)",
@@ -394,8 +382,39 @@ def write_all(
     )
     times = summary[summary["phase"] == "tuned"].assign(time=lambda d: d["seconds_to_target"])
     taus, rho = targets.performance_profile(times[["problem", "method", "time"]])
-    written.append(plots.profile(taus, rho, out / figures["profile"], "tuned, wall time"))
-    written.append(plots.train_vs_holdout(tuned_epochs, out / figures["generalization"]))
-    report = render(sweep, config, summary, optimum, claim_list, env, figures)
-    written.append(write(report, out / "report.md"))
+    written.append(sweep_plots.profile(taus, rho, out / "profile.png", "tuned, wall time"))
+    written.append(sweep_plots.gaps(summary, out / "generalization.png"))
+    figures = {
+        "sensitivity": Figure(
+            "sensitivity.png",
+            "Final hold-out loss against learning rate "
+            "(median over the selection seeds, best over momentum/beta1). "
+            "*: selected (hollow: at the edge of its grid); x: diverged; "
+            "^: above 3x the initial loss, drawn at the edge.",
+        ),
+        "suboptimality": Figure(
+            "suboptimality.png",
+            "Training loss minus each run's own loss* (its seed's split), log scale, median "
+            "over seeds; shaded: the seeds' range where narrower than 10x; values at or below "
+            "float32 resolution are drawn at loss* x 1e-6.",
+            interactive.curves(tuned_epochs, ylabel="loss - loss*", transform=gap),
+        ),
+        "profile": Figure(
+            "profile.png",
+            "Fraction of problems each method solves (reaches "
+            "the target) within tau times the fastest method's wall time on "
+            "that problem (median over seeds); a curve that stays low never "
+            "gets there. Disturbed epochs count at their run's median epoch time"
+            + (f"; {parallel_note(env)}." if parallel_note(env) else "."),
+        ),
+        "generalization": Figure(
+            "generalization.png",
+            "Hold-out minus training loss at the "
+            "end, per method: median (dot) and 95% interval (whiskers) "
+            "over seeds; 0 = no gap.",
+        ),
+    }
+    doc = build_doc(sweep, config, runs, summary, optimum, claim_list, env, figures)
+    written.append(write(markdown(doc), out / "report.md"))
+    written.append(write(html.render(doc, out), out / "report.html"))
     return written

@@ -20,11 +20,12 @@ class SweepConfig:
     points_per_decade: int = 2
     momentum: tuple[float, ...] = ()  # extra axis for methods with momentum
     beta1: tuple[float, ...] = ()  # extra axis for the Adam family
-    select_seeds: tuple[int, ...] = (0,)
+    select_seeds: tuple[int, ...] = (0, 1)
     seeds: tuple[int, ...] = (100, 101, 102, 103, 104)
     rel_tol: float = 0.01  # time-to-target: within 1% of the optimum ...
     target: float | None = None  # ... or this absolute training loss
     claims: bool = True  # rerun the notebooks' crops15 experiment and test its claims
+    max_extensions: int = 2  # grid points added beyond an edge the selection sits at, per side
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.decades) and self.decades > 0):
@@ -37,6 +38,8 @@ class SweepConfig:
         for b in self.beta1:
             if not 0 <= b < 1:
                 raise ConfigError(f"sweep beta1 values must be in [0, 1), got {b!r}")
+        if not (isinstance(self.max_extensions, int) and 0 <= self.max_extensions <= 10):
+            raise ConfigError(f"sweep max_extensions must be 0..10, got {self.max_extensions!r}")
         if not self.select_seeds or not self.seeds:
             raise ConfigError("sweep needs at least one selection seed and one rerun seed")
         if not (math.isfinite(self.rel_tol) and self.rel_tol >= 0):
@@ -58,6 +61,10 @@ class SweepConfig:
         except TypeError as exc:
             raise ConfigError(f"[sweep]: {exc}") from None
 
+    def half_width(self) -> int:
+        """Grid points on each side of the suite's learning rate."""
+        return round(self.decades * self.points_per_decade)
+
     def lr_factors(self) -> np.ndarray:
-        k = round(self.decades * self.points_per_decade)
+        k = self.half_width()
         return 10.0 ** (np.arange(-k, k + 1) / self.points_per_decade)

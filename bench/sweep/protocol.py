@@ -6,6 +6,11 @@ The protocol (DeepOBS, AlgoPerf, "Descending through a Crowded Valley"):
 2. Selection: the point with the lowest final **hold-out** loss (median over the selection
    seeds). Training loss is never used; a diverged point scores +inf, so it never wins.
    Problems without a hold-out split cannot be tuned this way and are skipped (said so).
+   Edges: where the selected learning rate is the smallest or largest of its grid, the grid is
+   extended one point beyond it (same spacing, same initial weights, all other axes) and the
+   selection repeated, up to `SweepConfig.max_extensions` points per side. A selection still
+   at an edge afterwards (bound reached, or the points beyond it diverged) is flagged in
+   `selection.csv` (`at_edge`: "low" or "high", with "(beyond: diverged)" where that is why).
 3. Reruns: the selected setting over fresh seeds (new initial weights, batch order and split),
    next to the method's library defaults over the same seeds.
 """
@@ -64,6 +69,31 @@ def _with_hparams(spec: RunSpec, **hp: Any) -> RunSpec:
     return replace(spec, hparams=freeze_hparams({**spec.hparams_dict, **hp}))
 
 
+def _extra_axes(method_name: str, config: SweepConfig) -> list[dict[str, Any]]:
+    method = get_method(method_name)
+    if config.momentum and "momentum" in method.hparams:
+        return [{"momentum": m} for m in config.momentum]
+    if config.beta1 and "betas" in method.hparam_names:
+        beta2 = method.resolve()["betas"][1]
+        return [{"betas": (b, beta2)} for b in config.beta1]
+    return [{}]
+
+
+def point_specs(
+    suite: Suite, config: SweepConfig, problem: str, method: str, steps: Sequence[int]
+) -> list[RunSpec]:
+    """Grid points lr x 10^(step / points_per_decade) (x the other axes), selection seeds."""
+    p = suite.problem(problem)
+    specs = []
+    for seed in config.select_seeds:
+        base = suite.spec_for(p, method, "scratch", "cpu", seed)
+        for k in steps:
+            factor = 10.0 ** (k / config.points_per_decade)
+            for e in _extra_axes(method, config):
+                specs.append(_with_hparams(base, lr=float(base.lr * factor), **e))
+    return specs
+
+
 def grid_specs(suite: Suite, config: SweepConfig) -> tuple[list[RunSpec], list[str]]:
     """Every grid point of every tunable problem x method, for the selection seeds."""
     specs, skipped = [], []
@@ -73,19 +103,9 @@ def grid_specs(suite: Suite, config: SweepConfig) -> tuple[list[RunSpec], list[s
         if probe.holdout == 0:
             skipped.append(problem.label)
             continue
+        k = config.half_width()
         for name in methods:
-            method = get_method(name)
-            extra: list[dict[str, Any]] = [{}]
-            if config.momentum and "momentum" in method.hparams:
-                extra = [{"momentum": m} for m in config.momentum]
-            elif config.beta1 and "betas" in method.hparam_names:
-                beta2 = method.resolve()["betas"][1]
-                extra = [{"betas": (b, beta2)} for b in config.beta1]
-            for seed in config.select_seeds:
-                base = suite.spec_for(problem, name, "scratch", "cpu", seed)
-                for factor in config.lr_factors():
-                    for e in extra:
-                        specs.append(_with_hparams(base, lr=float(base.lr * factor), **e))
+            specs += point_specs(suite, config, problem.label, name, range(-k, k + 1))
     return specs, skipped
 
 
@@ -136,13 +156,90 @@ def rerun_specs(
     return tuned, default
 
 
+def _step_of(runs: pd.DataFrame, suite: Suite, config: SweepConfig) -> pd.Series:
+    """Each grid run's lr as an integer grid step relative to the suite's lr."""
+    base = {
+        (p.label, m): suite.spec_for(p, m, "scratch", "cpu", config.select_seeds[0]).lr
+        for p in suite.problems
+        for m in (p.methods or suite.methods)
+    }
+    ref = runs.apply(lambda r: base[(r["problem"], r["method"])], axis=1).astype(float)
+    return (np.log10(runs["lr"].astype(float) / ref) * config.points_per_decade).round()
+
+
+def mark_edges(selection: pd.DataFrame, grid: pd.DataFrame, steps: pd.Series) -> pd.DataFrame:
+    """Add `lr_step`, `low`/`high` (grid ends) and `at_edge` ("low"/"high"/"") to a selection."""
+    g = grid.assign(step=steps, score=selection_score(grid))
+    out = selection.copy()
+    cols: dict[str, list] = {"lr_step": [], "low": [], "high": [], "at_edge": []}
+    for row in out.itertuples():
+        h = g[(g["problem"] == row.problem) & (g["method"] == row.method)]
+        low, high = int(h["step"].min()), int(h["step"].max())
+        step = (
+            None if row.hparams is None else int(h.loc[h["hparams"] == row.hparams, "step"].iloc[0])
+        )
+        edge = "" if step is None else "low" if step == low else "high" if step == high else ""
+        for key, v in zip(cols, (step, low, high, edge), strict=True):
+            cols[key].append(v)
+    return out.assign(**cols)
+
+
+def _beyond_diverged(grid: pd.DataFrame, steps: pd.Series, row: Any) -> bool:
+    """Did every run one step beyond the selected edge diverge (or score +inf)?"""
+    nxt = row.lr_step + (1 if row.at_edge == "high" else -1)
+    g = grid[(grid["problem"] == row.problem) & (grid["method"] == row.method) & (steps == nxt)]
+    return len(g) > 0 and not np.isfinite(selection_score(g)).any()
+
+
+def select_with_edges(
+    suite: Suite, config: SweepConfig, results: list[RunResult], runs: CachedRuns
+) -> tuple[pd.DataFrame, list[RunResult], list[RunSpec]]:
+    """Select; while a selection sits at an edge of its grid, extend that edge by one point
+    (at most `config.max_extensions` per side) and select again. Returns the selection (with
+    `at_edge` and `extensions`), every grid result (extensions included) and the extension
+    specs."""
+    added: dict[tuple[str, str, str], int] = {}
+    extended: list[RunSpec] = []
+    while True:
+        grid = tables(results)[1]
+        steps = _step_of(grid, suite, config)
+        selection = mark_edges(select(grid), grid, steps)
+        specs = []
+        for row in selection[selection["at_edge"] != ""].itertuples():
+            key = (row.problem, row.method, row.at_edge)
+            if added.get(key, 0) >= config.max_extensions:
+                continue
+            added[key] = added.get(key, 0) + 1
+            step = row.high + 1 if row.at_edge == "high" else row.low - 1
+            specs += point_specs(suite, config, row.problem, row.method, [step])
+        if not specs:
+            break
+        extended += specs
+        results = results + _tag(
+            runs.results(specs, "grid edge runs"), "grid", [s.method for s in specs]
+        )
+    flags = []
+    for row in selection.itertuples():
+        flag = row.at_edge
+        if flag and _beyond_diverged(grid, steps, row):
+            flag += " (beyond: diverged)"
+        flags.append(flag)
+    extensions = [
+        added.get((r.problem, r.method, "low"), 0) + added.get((r.problem, r.method, "high"), 0)
+        for r in selection.itertuples()
+    ]
+    selection = selection.assign(at_edge=flags, extensions=extensions)
+    return selection.drop(columns=["lr_step", "low", "high"]), results, extended
+
+
 def run_sweep(
     suite: Suite,
     config: SweepConfig,
     executor: Executor | None = None,
     runs: CachedRuns | None = None,
 ) -> SweepResult:
-    """Grid -> selection -> tuned and default reruns (+ the notebooks' claims experiment).
+    """Grid (extended at the edges) -> selection -> tuned and default reruns (+ the notebooks'
+    claims experiment).
 
     Every phase goes through `runs` (a result store: what is stored is reused, so an
     interrupted sweep resumes where it stopped); by default a throwaway in-memory store.
@@ -153,7 +250,8 @@ def run_sweep(
         raise ConfigError("nothing to sweep: no problem has a hold-out split (set holdout > 0)")
     entries: list[Entry] = [(s, "grid", s.method) for s in grid]
     results = _tag(runs.results(grid, "sweep grid runs"), "grid", [s.method for s in grid])
-    selection = select(tables(results)[1])
+    selection, results, extended = select_with_edges(suite, config, results, runs)
+    entries += [(s, "grid", s.method) for s in extended]
     tuned, default = rerun_specs(suite, config, selection)
     phases = [("tuned", tuned, [s.method for s in tuned])]
     phases.append(("default", default, [s.method for s in default]))
@@ -163,14 +261,29 @@ def run_sweep(
     for phase, specs, labels in phases:
         entries += zip(specs, [phase] * len(specs), labels, strict=True)
         results += _tag(runs.results(specs, f"{phase} runs"), phase, labels)
-    return assemble(results, skipped, entries)
+    return assemble(results, skipped, entries, selection)
 
 
-def assemble(results: Sequence[RunResult], skipped: list[str], entries: list[Entry]) -> SweepResult:
-    """The sweep's tables from its tagged results (selection recomputed from the grid rows)."""
+def assemble(
+    results: Sequence[RunResult],
+    skipped: list[str],
+    entries: list[Entry],
+    selection: pd.DataFrame | None = None,
+) -> SweepResult:
+    """The sweep's tables from its tagged results; without a selection (with its grid-edge
+    flags), the selection is recomputed from the grid rows."""
     epochs, runs = tables(results)
-    selection = select(runs[runs["phase"] == "grid"])
+    if selection is None:
+        selection = select(runs[runs["phase"] == "grid"])
     return SweepResult(epochs, runs, selection, skipped, entries)
+
+
+def selection_records(selection: pd.DataFrame) -> list[dict[str, Any]]:
+    """The selection as JSON-ready records (kept in the store's meta for `bench report`)."""
+    return [
+        {k: (v.item() if isinstance(v, np.generic) else v) for k, v in r.items()}
+        for r in selection.to_dict("records")
+    ]
 
 
 def from_store(store: Store, skipped: list[str]) -> SweepResult:
@@ -180,8 +293,10 @@ def from_store(store: Store, skipped: list[str]) -> SweepResult:
     results: list[RunResult] = []
     for r, (_, phase, label) in zip(stored, manifest, strict=True):
         results += _tag([r], phase, [label])
+    recorded = store.meta().get("selection")
     return assemble(
         results,
         skipped,
         [(r.spec, p, lab) for r, (_, p, lab) in zip(stored, manifest, strict=True)],
+        pd.DataFrame(recorded) if recorded else None,
     )

@@ -13,9 +13,13 @@ import pytest
 
 from bench import cli
 from bench.analysis import claims, stats, targets
+from bench.analysis.tables import tables
 from bench.errors import ConfigError
 from bench.run.config import Problem, Suite
+from bench.run.executors import run_all
+from bench.store import CachedRuns, Store
 from bench.sweep import SweepConfig, grid_specs, select
+from bench.sweep.protocol import mark_edges, select_with_edges
 
 # ----------------------------------------------------------------------------------------------
 # Selection
@@ -80,7 +84,7 @@ def test_grid_is_centred_on_the_suite_lr_and_skips_problems_without_holdout():
         methods=("sgd", "momentum"),
         seeds=(0,),
     )
-    config = SweepConfig(decades=1, points_per_decade=2, momentum=(0.1, 0.9))
+    config = SweepConfig(decades=1, points_per_decade=2, momentum=(0.1, 0.9), select_seeds=(0,))
     specs, skipped = grid_specs(suite, config)
     assert skipped == ["crops5"]
     sgd = sorted(s.lr for s in specs if s.method == "sgd")
@@ -330,7 +334,7 @@ def test_sweep_cli_end_to_end(tmp_path: Path, capsys):
         '[[problems]]\ndataset = "crops15"\n[problems.hparams]\nlr = 1e-5\n'
         '[[problems]]\ndataset = "crops5"\n'
         "[sweep]\ndecades = 1\npoints_per_decade = 1\nmomentum = [0.5]\nseeds = [7, 8]\n"
-        "claims = false\n"
+        "claims = false\nselect_seeds = [0]\nmax_extensions = 0\n"
     )
     out = tmp_path / "out"
     assert cli.main(["sweep", "--config", str(cfg), "--out", str(out)]) == 0
@@ -379,3 +383,51 @@ def test_sweep_without_any_holdout_is_a_one_line_error(tmp_path: Path, capsys):
     assert code == 2
     assert "no problem has a hold-out split" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+# ----------------------------------------------------------------------------------------------
+# Grid edges
+
+
+def test_a_selection_at_the_grid_edge_extends_the_grid_then_is_flagged():
+
+    # lr 1e-8 on raw crops features barely moves in 3 epochs: the largest lr always wins, so
+    # the grid grows upwards by max_extensions points and the pick is still flagged "high".
+    suite = Suite(
+        problems=(Problem("crops15", hparams={"lr": 1e-8}, epochs=3),),
+        methods=("gd",),
+        seeds=(0,),
+    )
+    config = SweepConfig(decades=0.5, points_per_decade=2, select_seeds=(0, 1), max_extensions=2)
+    specs, _ = grid_specs(suite, config)
+    results = run_all(specs)
+    cached = CachedRuns(Store(":memory:"))
+    selection, results, _ = select_with_edges(suite, config, results, cached)
+    grid = tables(results)[1]
+    lrs = sorted(set(grid["lr"]))
+    assert lrs == pytest.approx([10**-8.5, 1e-8, 10**-7.5, 1e-7, 10**-6.5])
+    assert grid.groupby("lr")["seed"].nunique().eq(2).all()  # every point on both seeds
+    row = selection.iloc[0]
+    assert row["at_edge"] == "high"
+    assert row["extensions"] == 2
+    assert json.loads(row["hparams"])["lr"] == pytest.approx(10**-6.5)
+    # The same seed starts from the same weights at every grid point, extensions included.
+    assert grid.groupby("seed")["init_hash"].nunique().eq(1).all()
+
+
+def test_no_extension_when_the_selection_is_inside_the_grid():
+
+    grid = pd.DataFrame(
+        {
+            "problem": "p",
+            "method": "gd",
+            "hparams": ["a", "b", "c"],
+            "final_holdout_loss": [3.0, 1.0, 2.0],
+            "status": "ok",
+        }
+    )
+    sel = mark_edges(select(grid), grid, pd.Series([-1, 0, 1]))
+    assert sel["at_edge"].tolist() == [""]
+    sel = mark_edges(select(grid.assign(final_holdout_loss=[0.5, 1, 2])), grid,
+                     pd.Series([-1, 0, 1]))  # fmt: skip
+    assert sel["at_edge"].tolist() == ["low"]
