@@ -131,6 +131,8 @@ def test_cli_runs_on_an_existing_scheduler(cluster, tmp_path, capsys):
     argv = ["run", "--datasets", "crops5", "--methods", "gd,adam", "--epochs", "3"]
     argv += ["--seeds", "0", "--devices", "cpu", "--no-parity", "--out", str(out)]
     with deadline(DEADLINE_S):
+        with distributed.Client(cluster) as client:  # a worker killed earlier is back
+            client.wait_for_workers(2)
         code = cli.main([*argv, "--scheduler", cluster.scheduler_address])
     assert code == 0, capsys.readouterr().err
     env = json.loads((out / "env.json").read_text())
