@@ -15,7 +15,7 @@ import pandas as pd
 from bench import fmt
 from bench.analysis.stats import median_ci
 from bench.analysis.tables import median_over_seeds, parity_by_method, tables, time_ratio
-from bench.output import plots
+from bench.output import deepobs, plots, trajectories
 from bench.output.files import write
 from bench.run.runner import RunResult
 from bench.schema import Status
@@ -32,7 +32,8 @@ INTERVAL = (
 
 def findings(runs: pd.DataFrame, epochs: pd.DataFrame) -> list[str]:
     out: list[str] = []
-    scratch = runs[(runs["impl"] == "scratch") & (runs["device"] == runs["device"].iloc[0])]
+    own = runs["impl"].isin(("scratch", "plugin"))  # ours, and plug-ins (their only impl)
+    scratch = runs[own & (runs["device"] == runs["device"].iloc[0])]
     finals = median_over_seeds(scratch, "final_train_loss")
     times = median_over_seeds(scratch, "median_epoch_time_s")
     for label, g in finals.groupby("problem", sort=False):
@@ -232,6 +233,7 @@ def render(
     parity: pd.DataFrame | None,
     title: str = "optbench report",
     performance: str | None = None,
+    sections: Sequence[str] = (),
 ) -> str:
     devices = list(dict.fromkeys(runs["device"]))
     seeds = sorted(set(runs["seed"]))
@@ -282,7 +284,8 @@ def render(
     ]
     for device in devices:
         on = runs[runs["device"] == device]
-        scratch = on[on["impl"] == "scratch"] if (on["impl"] == "scratch").any() else on
+        own = on["impl"].isin(("scratch", "plugin"))  # plug-ins have no scratch twin
+        scratch = on[own] if own.any() else on
         with_holdout = scratch[np.isfinite(scratch["final_holdout_loss"].astype(float))]
         lines += [
             f"## Final loss ({device})",
@@ -311,6 +314,8 @@ def render(
     lines += ["## Plots", ""]
     for caption, name in figures:
         lines += [f"### {caption}", "", f"![{caption}]({name})", ""]
+    for section in sections:  # task-specific sections (DeepOBS's quadratic)
+        lines += [section, ""]
     lines += [
         "## Parity: from scratch vs torch.optim",
         "",
@@ -373,6 +378,11 @@ def write_all(
         written.append(plots.scratch_vs_torch(runs, out / figures[3][1]))
     else:
         figures.pop()
-    report = render(runs, epochs, env, figures, parity, title, performance)
+    if trajectories.plot(epochs, out / "trajectories.png") is not None:
+        written.append(out / "trajectories.png")
+        figures.append(("Paths on the 2-D test functions", "trajectories.png"))
+    quadratic = deepobs.section(runs, epochs, env["command"])
+    sections = [quadratic] if quadratic else []
+    report = render(runs, epochs, env, figures, parity, title, performance, sections)
     written.append(write(report, out / "report.md"))
     return written

@@ -13,7 +13,7 @@ import pandas as pd
 
 from bench import fmt
 from bench.analysis import claims, stats, targets
-from bench.output import plots
+from bench.output import deepobs, plots
 from bench.output.files import write
 from bench.schema import Status
 from bench.sweep import SweepConfig, SweepResult
@@ -240,6 +240,7 @@ def render(
     claim_list: Sequence[claims.Claim],
     env: dict[str, Any],
     figures: dict[str, str],
+    sections: Sequence[str] = (),
 ) -> str:
     runs = sweep.runs
     n_grid = int((runs["phase"] == "grid").sum())
@@ -292,6 +293,7 @@ def render(
         "",
         _tuned_tables(summary),
         "",
+        *[line for section in sections for line in (section, "")],  # e.g. DeepOBS's quadratic
         "## Suboptimality",
         "",
         "Training loss minus loss* (log scale), median over seeds with the 95% band; values "
@@ -393,6 +395,8 @@ def write_all(
     taus, rho = targets.performance_profile(times[["problem", "method", "time"]])
     written.append(plots.profile(taus, rho, out / figures["profile"], "tuned, wall time"))
     written.append(plots.train_vs_holdout(tuned_epochs, out / figures["generalization"]))
-    report = render(sweep, config, summary, optimum, claim_list, env, figures)
+    quadratic = deepobs.section(runs, epochs, env["command"])
+    sections = [quadratic] if quadratic else []
+    report = render(sweep, config, summary, optimum, claim_list, env, figures, sections)
     written.append(write(report, out / "report.md"))
     return written

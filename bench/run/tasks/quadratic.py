@@ -38,7 +38,7 @@ class QuadraticDeep(Task):
     model_choice = False
 
     def loss_for(self, spec: RunSpec, data: ProblemData) -> Loss:
-        Q = torch.as_tensor(problem_of(spec).hessian, dtype=DTYPE[spec.dtype], device=spec.device)
+        Q = torch.tensor(problem_of(spec).hessian, dtype=DTYPE[spec.dtype], device=spec.device)
 
         def loss(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
             q = output - target  # one row θ − x per point
