@@ -41,7 +41,9 @@ MAIN = [
 ]  # fmt: skip
 
 
-@pytest.mark.parametrize("problem, method, run_id, init, train, hold, star, steps", MAIN)
+@pytest.mark.parametrize(
+    ("problem", "method", "run_id", "init", "train", "hold", "star", "steps"), MAIN
+)
 def test_regression_numbers_are_bitwise_those_of_main(
     problem, method, run_id, init, train, hold, star, steps
 ):
@@ -56,7 +58,8 @@ def test_regression_numbers_are_bitwise_those_of_main(
         assert math.isnan(result.summary["loss_star"])
     else:
         assert result.summary["loss_star"] == float.fromhex(star)
-    assert math.isnan(last["train_accuracy"]) and math.isnan(last["holdout_accuracy"])
+    assert math.isnan(last["train_accuracy"])
+    assert math.isnan(last["holdout_accuracy"])
 
 
 # ----------------------------------------------------------------------------------------------
@@ -80,7 +83,7 @@ def test_cross_entropy_and_accuracy_match_numpy():
 def test_classification_labels_stay_int64_and_the_model_has_one_output_per_class():
     spec = RunSpec(dataset="digits", method="gd", hparams=(("lr", 0.1),), task="classification",
                    holdout=0.2, standardize=True)  # fmt: skip
-    X, Y, Xh, Yh = device_tensors(spec.problem_key, "cpu", "float64")
+    X, Y, _Xh, Yh = device_tensors(spec.problem_key, "cpu", "float64")
     assert (X.dtype, Y.dtype, Y.shape, Yh.dtype) == (
         torch.float64,
         torch.int64,
@@ -178,7 +181,8 @@ def test_function2d_losses_are_the_function_at_the_recorded_path(name):
         xy = np.array([row["theta_0"], row["theta_1"]])
         assert row["train_loss"] == pytest.approx(float(fn.f(xy)), rel=1e-12)
     assert result.summary["loss_star"] == fn.minimum
-    assert result.summary["steps_per_epoch"] == 1 and result.summary["n_holdout"] == 0
+    assert result.summary["steps_per_epoch"] == 1
+    assert result.summary["n_holdout"] == 0
     assert rows[-1]["train_loss"] < rows[0]["train_loss"]
 
 
@@ -186,7 +190,8 @@ def test_default_suite_runs_every_method_on_the_2d_functions_once_at_full_batch(
     suite = suite_from_toml(DEFAULT_SUITE)
     specs = [s for s in suite.expand() if s.task == "function2d"]
     assert {s.dataset for s in specs} == {"rosenbrock", "beale", "himmelblau"}
-    assert {s.seed for s in specs} == {0} and {s.batch_size for s in specs} == {1}
+    assert {s.seed for s in specs} == {0}
+    assert {s.batch_size for s in specs} == {1}
     assert len(specs) == 3 * len(suite.methods) * len(suite.impls)
     assert {s.problem for s in specs} == {"rosenbrock", "beale", "himmelblau"}
     classification = [s for s in suite.expand() if s.task == "classification"]
