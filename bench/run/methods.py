@@ -96,7 +96,8 @@ def parse_hp(texts: Iterable[str]) -> tuple[dict[str, Any], dict[str, dict[str, 
             table = per_method.setdefault(method, {}) if dot else generic
             if name in table:
                 raise ConfigError(f"--hp: {key} given twice")
-            table[name] = parse_value(value, f"--hp {key}")
+            # A batch regime is a word (full, single, mini), checked when the plug-in loads.
+            table[name] = value.strip() if name == "batch" else parse_value(value, f"--hp {key}")
     for key in ("batch", "batch_size", "class"):
         if key in generic:
             hint = "--batch-size" if key == "batch_size" else f"METHOD.{key}=..."
