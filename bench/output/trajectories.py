@@ -63,7 +63,7 @@ def plot(epochs: pd.DataFrame, path: Path) -> Path | None:
     df = paths(epochs)
     if df.empty:
         return None
-    problems = list(dict.fromkeys(df["problem"]))
+    problems = [p for p in dict.fromkeys(epochs["problem"]) if p in set(df["problem"])]
     present = set(df["method"])
     methods = [m for m in optimizers.names() if m in present] + sorted(
         present - set(optimizers.names())
