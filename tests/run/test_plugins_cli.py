@@ -57,7 +57,8 @@ def test_run_benchmarks_a_plugin_next_to_the_builtins(plugin, tmp_path):
     runs = pd.read_csv(out / "runs.csv")
     sign = runs[runs["method"] == "signsgd"]
     assert set(sign["impl"]) == {"plugin"}  # once, as itself, not per --impl
-    assert len(sign) == 2 * 2 and set(sign["lr"]) == {0.001}
+    assert len(sign) == 2 * 2
+    assert set(sign["lr"]) == {0.001}
     assert set(runs[runs["method"] == "gd"]["impl"]) == {"scratch", "torch"}
     one_hash_per_problem_seed(runs)
     epochs = pd.read_csv(out / "epochs.csv")
@@ -192,12 +193,14 @@ def test_bad_model_plugin(tmp_path, capsys):
             *FAST, str(tmp_path / "out")]  # fmt: skip
     assert cli.main(argv) == 2
     err = capsys.readouterr().err
-    assert "not a torch.nn.Module" in err and err.count("\n") == 1
+    assert "not a torch.nn.Module" in err
+    assert err.count("\n") == 1
     assert not (tmp_path / "out").exists()
 
 
 def test_hp_values_are_parsed_strictly():
-    assert parse_value("3", "x") == 3 and isinstance(parse_value("3", "x"), int)
+    assert parse_value("3", "x") == 3
+    assert isinstance(parse_value("3", "x"), int)
     assert parse_value("1e-3", "x") == 1e-3
     assert parse_value("true", "x") is True
     assert parse_value("0.9:0.99", "x") == (0.9, 0.99)
