@@ -164,7 +164,8 @@ def test_bad_plugin_is_one_error_line_and_nothing_written(case, tmp_path, capsys
             "--seeds", "0", "--no-parity", *FAST, str(out)]  # fmt: skip
     assert cli.main(argv) == 2
     err = capsys.readouterr().err
-    assert err.startswith("error: ") and err.count("\n") == 1, err
+    assert err.startswith("error: "), err
+    assert err.count("\n") == 1, err
     assert message in err
     assert not out.exists()
 
@@ -182,7 +183,9 @@ def test_bad_plugin_spec(methods, message, tmp_path, capsys, monkeypatch):
     argv = ["run", "--datasets", "crops15", "--methods", methods, "--no-parity", *FAST, "out"]
     assert cli.main(argv) == 2
     err = capsys.readouterr().err
-    assert err.startswith("error: ") and err.count("\n") == 1 and message in err, err
+    assert err.startswith("error: "), err
+    assert err.count("\n") == 1, err
+    assert message in err
     assert not (tmp_path / "out").exists()
 
 
