@@ -298,7 +298,7 @@ def _quadratic_deep(*, variant: str) -> tuple[datasets.Dataset, int]:
 def _function_source(name: str) -> None:
     fn = datasets.function_2d(name)
 
-    @register_source(name, "function2d", f"2-D test function: {fn.description}")
+    @register_source(name, "function2d", f"2-D test function: {fn.description.rstrip('.')}")
     def build() -> tuple[datasets.Dataset, int]:
         """One dummy row: the objective is f(θ) alone; full batch, one step per epoch."""
         zero = np.zeros((1, 1))
