@@ -34,6 +34,7 @@ from bench.run.suite_file import (
     parse_impls,
     parse_int_list,
     parse_methods,
+    resolve_model,
     suite_from_toml,
 )
 from bench.schema import Status
@@ -168,7 +169,7 @@ def overrides_from_args(args: argparse.Namespace) -> Overrides:
         problems=parse_csv_list(args.problems, "--problems") if args.problems else None,
         targets=parse_csv_list(args.targets, "--targets") if args.targets else None,
         features=parse_csv_list(args.features, "--features") if args.features else None,
-        model=args.model,
+        model=resolve_model(args.model, Path.cwd()),
         methods=methods,
         impls=parse_impls(args.impl) if args.impl else None,
         epochs=_int("--epochs")(args.epochs) if args.epochs else None,

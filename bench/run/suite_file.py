@@ -185,7 +185,7 @@ def suite_from_dict(data: Mapping[str, Any], base: Path | None = None) -> Suite:
     for name, table in method_tables.items():
         _split_hparams({name: table}, f"[methods.{name}]")
         per_method[name] = {**per_method.get(name, {}), **table}
-    default_model = _model(data.get("model"), base)
+    default_model = resolve_model(data.get("model"), base)
     problems = []
     raw_problems = data.get("problems", [])
     if not isinstance(raw_problems, list):
@@ -213,7 +213,7 @@ def suite_from_dict(data: Mapping[str, Any], base: Path | None = None) -> Suite:
             task=raw.get("task"),
             seeds=_seeds(raw["seeds"], f"{where} seeds") if "seeds" in raw else None,
         )
-        own = _model(raw.get("model"), base)
+        own = resolve_model(raw.get("model"), base)
         if problem.task_def.model_choice:
             problems.append(task_model(problem, own or default_model or "linear"))
         else:
@@ -248,8 +248,9 @@ def _seeds(seeds: Any, where: str) -> tuple[int, ...]:
     return tuple(seeds)
 
 
-def _model(value: Any, base: Path | None) -> str | None:
-    """A model name, or a factory spec with a relative file made relative to `base`."""
+def resolve_model(value: Any, base: Path | None) -> str | None:
+    """A model name, or a factory spec with a relative file made absolute against `base` (so
+    the spec names the same file from any working directory, e.g. in a worker process)."""
     if value is None:
         return None
     if not isinstance(value, str):
