@@ -32,8 +32,10 @@ from bench.errors import ConfigError
 from bench.output import run_report, sweep_report
 from bench.output.files import OutputFolder, read_marker, write
 from bench.perf import results as perf_results
-from bench.run import envinfo, executors
+from bench.run import envinfo, executors, tasks
+from bench.run import methods as method_lists
 from bench.run.config import DEFAULT_SUITE, Overrides, Suite, apply_overrides, check_numbers
+from bench.run.data import SOURCES
 from bench.run.device import resolve_devices
 from bench.run.models import MODELS
 from bench.run.suite_file import (
@@ -45,6 +47,7 @@ from bench.run.suite_file import (
     parse_impls,
     parse_int_list,
     parse_methods,
+    resolve_model,
     suite_from_toml,
 )
 from bench.schema import Status
@@ -103,9 +106,28 @@ def _add_suite_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--problems", help="comma list of the suite's problems by name (see list)")
     p.add_argument("--targets", help="target columns of a CSV dataset (comma list)")
     p.add_argument("--features", help="feature columns of a CSV dataset (default: other numeric)")
-    p.add_argument("--model", help="linear, mlp or mlp:hidden=N")
-    p.add_argument("--methods", help="comma list of methods, or 'all'")
-    p.add_argument("--impl", help="comma list of scratch, torch, torch-foreach, torch-fused")
+    p.add_argument(
+        "--task", help="with --datasets: read CSV labels as regression (default) or classification"
+    )
+    p.add_argument(
+        "--model", help="linear, mlp, mlp:hidden=N, or a factory path/to/file.py:make_model"
+    )
+    p.add_argument(
+        "--methods",
+        help="comma list of methods, or 'all'; an entry with ':' is an optimizer class, e.g. "
+        "path/to/signsgd.py:SignSGD, torch.optim:RMSprop, or name=spec",
+    )
+    p.add_argument(
+        "--hp",
+        action="append",
+        help="hyperparameters: lr=0.01 (every method), signsgd.lr=0.01, adam.betas=0.9:0.99, "
+        "signsgd.batch=full|single|mini, signsgd.batch_size=8 (repeatable)",
+    )
+    p.add_argument(
+        "--impl",
+        help="comma list of scratch, torch, torch-foreach, torch-fused (where a method has "
+        "it; a plug-in always runs as itself)",
+    )
     p.add_argument("--epochs", type=str)
     p.add_argument("--lr", type=str, help="learning rate for every method")
     p.add_argument("--momentum", type=str, help="momentum of the methods that have momentum")
@@ -159,14 +181,35 @@ def _given(value: str | None) -> bool:
 
 
 def overrides_from_args(args: argparse.Namespace) -> Overrides:
+    generic, per_method = method_lists.parse_hp(args.hp or [])
     g = _given
+    methods = parse_methods(args.methods, per_method) if g(args.methods) else None
+    entries = parse_csv_list(args.methods, "--methods") if g(args.methods) else ()
+    loaded_here = {
+        given or method_lists.default_name(spec)
+        for given, spec in (method_lists.plugin_name(e) for e in entries if ":" in e)
+    }
+    for name, table in per_method.items():
+        method = method_lists.get(name)
+        bad = sorted(set(table) - {*method.hparam_names, "batch_size", "batch"})
+        if bad:
+            raise ConfigError(
+                f"--hp: method {name!r} does not take {', '.join(bad)}; it takes "
+                f"{', '.join(method.hparam_names)}, batch_size"
+            )
+        if "batch" in table and name not in loaded_here:
+            raise ConfigError(
+                f"--hp: {name}.batch: only a plug-in given in --methods takes a batch regime "
+                "here (a suite's plug-in: its [methods] table)"
+            )
+    per_method = {m: {k: v for k, v in t.items() if k != "batch"} for m, t in per_method.items()}
     o = Overrides(
         datasets=parse_csv_list(args.datasets, "--datasets") if g(args.datasets) else None,
         problems=parse_csv_list(args.problems, "--problems") if g(args.problems) else None,
         targets=parse_csv_list(args.targets, "--targets") if g(args.targets) else None,
         features=parse_csv_list(args.features, "--features") if g(args.features) else None,
-        model=args.model,
-        methods=parse_methods(args.methods) if g(args.methods) else None,
+        model=resolve_model(args.model, Path.cwd()),
+        methods=methods,
         impls=parse_impls(args.impl) if g(args.impl) else None,
         epochs=_int("--epochs")(args.epochs) if g(args.epochs) else None,
         lr=_float("--lr")(args.lr) if g(args.lr) else None,
@@ -178,6 +221,9 @@ def overrides_from_args(args: argparse.Namespace) -> Overrides:
         seeds=parse_int_list(args.seeds, "--seeds") if g(args.seeds) else None,
         holdout=_float("--holdout")(args.holdout) if g(args.holdout) else None,
         standardize=args.standardize,
+        task=args.task,
+        hparams=generic,
+        method_hparams={m: t for m, t in per_method.items() if t},
     )
     check_numbers(o)
     if o.epochs is not None and o.epochs > MAX_EPOCHS:
@@ -188,8 +234,9 @@ def overrides_from_args(args: argparse.Namespace) -> Overrides:
 
 
 def load_suite(args: argparse.Namespace) -> Suite:
+    config = Path(args.config) if args.config is not None else DEFAULT_SUITE
+    suite = suite_from_toml(config)  # first: it may define plug-ins that flags refer to
     overrides = overrides_from_args(args)
-    suite = suite_from_toml(Path(args.config) if args.config is not None else DEFAULT_SUITE)
     return apply_overrides(suite, overrides)
 
 
@@ -421,11 +468,17 @@ def cmd_list(args: argparse.Namespace) -> int:
         batch = {"full": "full batch", "single": "batch 1"}.get(m.batch, f"batch {m.batch_size}")
         hp = ", ".join(f"{k}={v}" for k, v in m.hparams.items()) or "library defaults"
         print(f"  {name:<10} {m.rule:<6} {batch:<11} {hp:<34} {m.summary}")
-    print(f"implementations (--impl): {', '.join(optimizers.IMPLS)}")
+    print(f"implementations (--impl): {', '.join(optimizers.IMPLS)}; plug-ins: plugin")
+    print("  plug-in methods: --methods path/to/file.py:Class, module:Class, torch.optim:Class")
     print("datasets (--datasets NAME[:opt=val...] or a .csv path with --targets):")
     for name in datasets.names():
         print(f"  {name:<10} {datasets.describe(name)}")
-    print("models (--model):")
+    for name, source in SOURCES.items():
+        print(f"  {name:<10} {source.summary}. Task: {source.task}.")
+    print("tasks (from the dataset; --task classification for a CSV file):")
+    for name, task in tasks.TASKS.items():
+        print(f"  {name:<10} {task.summary}")
+    print("models (--model; or a factory path/to/file.py:make_model(d, k) -> nn.Module):")
     for name, model in MODELS.items():
         print(f"  {name:<10} {model.summary}")
     print(f"problems of the {suite.name} suite (--problems NAME,...):")

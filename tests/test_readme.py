@@ -81,6 +81,33 @@ def my_suite(out: Path) -> None:
     assert '"momentum": 0.1' in momentum
 
 
+def signsgd_run(out: Path) -> None:
+    runs = runs_of(out / "results/latest")
+    sign = runs[runs["method"] == "signsgd"]
+    assert set(sign["impl"]) == {"plugin"}
+    assert set(sign["lr"]) == {0.01}
+    assert set(sign["problem"]) == set(runs["problem"]) == {"diabetes", "breast_cancer"}
+    assert (runs.groupby(["problem", "seed"])["init_hash"].nunique() == 1).all()
+    cancer = runs[runs["problem"] == "breast_cancer"]
+    assert cancer["final_holdout_accuracy"].between(0, 1).all()
+
+
+def signsgd_sweep(out: Path) -> None:
+    sweep = pd.read_csv(out / "results/sweep/sweep.csv")
+    assert {"minibatch", "adam", "signsgd"} <= set(sweep[sweep["phase"] == "tuned"]["method"])
+    sign = sweep[sweep["method"] == "signsgd"]
+    assert set(sign["phase"]) == {"grid", "tuned", "default"}  # tuned and rerun like the others
+    assert 0.01 in set(sign[sign["phase"] == "grid"]["lr"])  # the grid is centred on its lr
+
+
+def deepobs_sweep(out: Path) -> None:
+    sweep = pd.read_csv(out / "results/sweep/sweep.csv")
+    assert set(sweep["problem"]) == {"quadratic_deep_tf", "quadratic_deep"}
+    report = (out / "results/sweep/report.md").read_text()
+    assert "## DeepOBS quadratic_deep" in report
+    assert "| initial hold-out loss (θ0 = ones) | 353.4468 | 353.4468 |" in report
+
+
 def help_text(out: Path, captured: str) -> None:
     assert "--datasets" in captured
     assert "--problems" in captured
@@ -111,7 +138,14 @@ PROMISES: dict[str, Callable[..., None]] = {
     "nox -s bench -- --help": help_text,
     "python -m bench sweep --executor dask --workers 2": on_dask,
     "python -m bench run --scheduler tcp://127.0.0.1:8786": on_scheduler,
+    "nox -s bench -- --datasets diabetes,breast_cancer --standardize --methods "
+    "gd,adam,path/to/signsgd.py:SignSGD --hp signsgd.lr=0.01": signsgd_run,
+    "python -m bench sweep --datasets diabetes --standardize --methods "
+    "minibatch,adam,path/to/signsgd.py:SignSGD --hp signsgd.lr=0.01": signsgd_sweep,
+    "python -m bench sweep --config bench/suites/deepobs.toml": deepobs_sweep,
 }
+# Python blocks that are files the commands name (first line `# path/to/file.py`).
+FILE_BLOCK = re.compile(r"# (path/to/\S+\.py)\n")
 
 
 @contextlib.contextmanager
@@ -145,6 +179,10 @@ def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     (tmp_path / "path/to/table.csv").write_text("\n".join(rows) + "\n")
     (suite,) = [b for b in blocks("toml") if b.startswith('name = "mine"')]
     (tmp_path / "my_suite.toml").write_text(suite)
+    for block in blocks("python"):
+        if match := FILE_BLOCK.match(block):
+            (tmp_path / match.group(1)).write_text(block)
+    (tmp_path / "bench").symlink_to(REPO / "bench")  # the suites the examples name
     monkeypatch.chdir(tmp_path)
     return tmp_path
 
@@ -162,7 +200,7 @@ def test_readme_command_does_what_the_readme_says(command, workdir, capsys):
         assert exit_.value.code == 0
         PROMISES[command](workdir, capsys.readouterr().out)
         return
-    extra = ["--no-parity"] if argv[0] == "run" else []
+    extra = ["--no-parity"] if argv[0] == "run" else ["--no-claims"]
     with scheduler_for(argv):
         assert cli.main([*argv, *FAST.get(argv[0], []), *extra]) == 0
     PROMISES[command](workdir)
@@ -174,6 +212,12 @@ def test_every_promise_is_still_a_readme_example():
 
 def test_readme_python_examples_run():
     # The store's query example needs a real output folder: tests/store/test_store.py runs it.
+    files = [b for b in blocks("python") if FILE_BLOCK.match(b)]
+    assert files, "the README's plug-in optimizer file is gone"
+    for block in files:  # a plug-in file: it defines an optimizer
+        namespace = {}
+        exec(compile(block, "README.md", "exec"), namespace)
+        assert issubclass(namespace["SignSGD"], torch.optim.Optimizer)
     examples = [b for b in blocks("python") if "import torch, optimizers" in b]
     assert examples, "the README's optimizer API example is gone"
     for block in examples:

@@ -55,10 +55,11 @@ class Summary:
 
 
 def primary(runs: pd.DataFrame) -> pd.DataFrame:
-    """The runs the summary reads: from-scratch (torch.optim's twins are in the parity
-    verdict), first device."""
+    """The runs the summary reads: from-scratch and plug-ins (torch.optim's twins are in the
+    parity verdict), first device."""
     on = runs[runs["device"] == runs["device"].iloc[0]]
-    return on[on["impl"] == "scratch"] if (on["impl"] == "scratch").any() else on
+    own = on["impl"].isin(("scratch", "plugin"))  # a plug-in's only implementation is itself
+    return on[own] if own.any() else on
 
 
 def _per_seed(g: pd.DataFrame, column: str, *, inf_if_diverged: bool = False) -> dict:

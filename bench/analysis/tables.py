@@ -17,7 +17,9 @@ from bench.schema import EPOCH_COLUMNS, RUN_KEYS
 def tables(results: Sequence[RunResult]) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(epochs, runs): one row per run x epoch, and one row per run."""
     rows = [row for r in results for row in r.rows]
-    extra = [k for k in (rows[0] if rows else {}) if k not in EPOCH_COLUMNS]  # e.g. sweep phase
+    # Extra keys (a sweep's phase, a task's records such as theta_0) from every run, in order.
+    keys = dict.fromkeys(k for r in results if r.rows for k in r.rows[0])
+    extra = [k for k in keys if k not in EPOCH_COLUMNS]
     epochs = pd.DataFrame(rows, columns=EPOCH_COLUMNS + extra)
     runs = pd.DataFrame([r.summary for r in results])
     return epochs, runs

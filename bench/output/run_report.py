@@ -18,7 +18,7 @@ from bench.analysis import targets
 from bench.analysis.stats import median_ci
 from bench.analysis.tables import parity_by_method, tables, time_ratio
 from bench.analysis.timing import ELAPSED_CAPTION, time_note
-from bench.output import html, interactive, plots
+from bench.output import deepobs, html, interactive, plots, trajectories
 from bench.output.doc import Doc, Figure, Raw, Section, Table, markdown, methods_section
 from bench.output.files import write
 from bench.output.palette import order
@@ -203,6 +203,7 @@ def build_doc(
     parity: pd.DataFrame | None,
     title: str = "optbench report",
     performance: str | None = None,
+    extra: Sequence[Section] = (),
 ) -> Doc:
     ttt = targets.time_to_target(runs, epochs)
     runs = runs.merge(ttt, on="run_id", how="left")
@@ -275,6 +276,7 @@ def build_doc(
             )
         )
     sections.append(Section("Plots", list(figures)))
+    sections += extra  # task-specific sections (DeepOBS's quadratic)
     sections.append(methods_section(set(runs["method"])))
     sections.append(
         Section("Parity: from scratch vs torch.optim", parity_blocks(epochs, runs, parity))
@@ -353,8 +355,11 @@ def write_all(
             "Wall time per epoch (training steps only), per method and implementation.",
         ),
     ]
+    if trajectories.plot(epochs, out / "trajectories.png") is not None:
+        written.append(out / "trajectories.png")
     figures += [Figure(f, cap) for f, cap in OPTIONAL_FIGURES.items() if (out / f).exists()]
-    doc = build_doc(runs, epochs, env, figures, parity, title, performance)
+    extra = deepobs.sections(runs, epochs, env["command"])
+    doc = build_doc(runs, epochs, env, figures, parity, title, performance, extra)
     written.append(write(markdown(doc), out / "report.md"))
     written.append(write(html.render(doc, out), out / "report.html"))
     return written

@@ -16,7 +16,7 @@ from bench import fmt
 from bench.analysis import claims, stats, targets
 from bench.analysis import summary as summaries
 from bench.analysis.timing import parallel_note, time_note
-from bench.output import html, interactive, plots, sweep_plots
+from bench.output import deepobs, html, interactive, plots, sweep_plots
 from bench.output.doc import Doc, Figure, Section, Table, markdown, methods_section
 from bench.output.files import write
 from bench.schema import Status
@@ -234,6 +234,7 @@ def build_doc(
     claim_list: Sequence[claims.Claim],
     env: dict[str, Any],
     figures: dict[str, Figure],
+    task_sections: Sequence[Section] = (),
 ) -> Doc:
     n_grid = int((runs["phase"] == "grid").sum())
     factors = config.lr_factors()
@@ -333,6 +334,7 @@ def build_doc(
             ],
         ),
     ]
+    sections[-1:-1] = task_sections  # task-specific sections (DeepOBS's quadratic), before Files
     subtitle = (
         f"Generated {env['timestamp_utc']} by `{env['command']}` on {env['cpu']} "
         f"(torch {env['torch']})."
@@ -414,7 +416,8 @@ def write_all(
             "over seeds; 0 = no gap.",
         ),
     }
-    doc = build_doc(sweep, config, runs, summary, optimum, claim_list, env, figures)
+    task_sections = deepobs.sections(runs, sweep.epochs, env["command"])
+    doc = build_doc(sweep, config, runs, summary, optimum, claim_list, env, figures, task_sections)
     written.append(write(markdown(doc), out / "report.md"))
     written.append(write(html.render(doc, out), out / "report.html"))
     return written

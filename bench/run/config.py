@@ -8,10 +8,23 @@ where it makes sense: `lr` everywhere; `momentum`/`dampening` only to methods th
 Nesterov without turning `gd` into heavy ball); other keys where the update rule takes them.
 A per-method table sets any key its rule accepts.
 
-Every problem has a unique name: the dataset's name for the linear model (`crops15`), with the
-model appended otherwise (`crops15-mlp`), or the `name` a suite gives it. `--datasets NAME`
-means that dataset with `--model` (default linear), taking the suite's settings for that exact
-(dataset, model) problem when the suite has one; `--problems NAME,...` selects by name.
+Command-line `--hp` keys sit on top of everything: `--hp lr=0.1` like `--lr`, and
+`--hp adam.lr=0.1` for one method (beating every per-method table).
+
+Every problem has a unique name: the dataset's name for its task's default model (`crops15`,
+`quadratic_deep`), with the model appended otherwise (`crops15-mlp`), or the `name` a suite
+gives it. `--datasets NAME` means that dataset with `--model` (default linear), taking the
+suite's settings for that exact (dataset, model) problem when the suite has one;
+`--problems NAME,...` selects by name.
+
+A problem's task comes from its dataset (`bench.run.data.dataset_task`; a CSV file is
+regression unless `task = "classification"` / `--task classification`). Tasks that bring their
+own data and model fix what does not apply to them: `quadratic_deep` and the 2-D functions
+have a fixed hold-out (the test set / none) and no features to standardise (`--holdout` and
+`--standardize` leave them alone), their own model (`--model` leaves them alone), and the 2-D
+functions run every method at full batch (one step per epoch). A plug-in method (an optimizer
+class loaded by import spec) runs once, with its own implementation, whatever `impl` says;
+`impl` applies to the methods that have it, and a method with none of them is an error.
 """
 
 from __future__ import annotations
@@ -25,9 +38,11 @@ from typing import Any
 
 import optimizers
 from bench.errors import ConfigError
-from bench.run.data import load_dataset, split_sizes
+from bench.run import models, tasks
+from bench.run.data import dataset_task, fixed_holdout, load_dataset, split_sizes
 from bench.run.models import ModelSpec
 from bench.run.spec import DEFAULT_EPOCHS, DTYPES, RunSpec, finite_positive, get_method
+from bench.run.tasks import Task
 from bench.schema import freeze_hparams, problem_name
 
 DEFAULT_SUITE = Path(__file__).resolve().parent.parent / "suites" / "default.toml"
@@ -50,15 +65,28 @@ class Problem:
     standardize: bool | None = None
     hparams: Mapping[str, Any] = field(default_factory=dict)
     method_hparams: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    task: str | None = None  # None: the dataset's own (a CSV file: regression)
+    seeds: tuple[int, ...] | None = None
+
+    @property
+    def task_name(self) -> str:
+        return dataset_task(self.dataset, self.task)
+
+    @property
+    def task_def(self) -> Task:
+        return tasks.get(self.task_name)
 
     @property
     def label(self) -> str:
         """The problem's unique name in its suite (and in every table)."""
         if self.name:
             return self.name
-        return problem_name(
-            load_dataset(self.dataset, self.targets, self.features).name, self.model
-        )
+        name = load_dataset(self.dataset, self.targets, self.features, self.task_name).name
+        if self.model == self.task_def.default_model:
+            return problem_name(name, "linear")  # the bare dataset name
+        if models.is_plugin(self.model):
+            return problem_name(name, ModelSpec.parse(self.model).label)
+        return problem_name(name, self.model)
 
 
 @dataclass(frozen=True)
@@ -95,18 +123,36 @@ class Suite:
         specs = []
         for problem in self.problems:
             for method_name in problem.methods or self.methods:
-                for impl in self.impls:
+                for impl in self.impls_of(method_name):
                     for device in self.devices:
-                        for seed in self.seeds:
+                        for seed in problem.seeds or self.seeds:
                             specs.append(self.spec_for(problem, method_name, impl, device, seed))
         if not specs:
             raise ConfigError("the suite selects no runs (no problems or no methods)")
         return specs
 
+    def impls_of(self, method_name: str) -> tuple[str, ...]:
+        """The suite's impls this method has; a plug-in's own one (it has no other)."""
+        method = get_method(method_name)
+        if method.impls == (optimizers.PLUGIN,):
+            return method.impls
+        own = tuple(i for i in self.impls if i in method.impls)
+        if not own:
+            raise ConfigError(
+                f"method {method_name!r} has none of the implementations {', '.join(self.impls)}; "
+                f"it has: {', '.join(method.impls)}"
+            )
+        return own
+
     def spec_for(
         self, problem: Problem, method_name: str, impl: str, device: str, seed: int
     ) -> RunSpec:
+        """The run of a problem x method x impl x device x seed (a plug-in method's impl is
+        always its own, so callers that ask for "scratch", like the sweep, get it)."""
         method = get_method(method_name)
+        if method.impls == (optimizers.PLUGIN,):
+            impl = optimizers.PLUGIN
+        task = problem.task_def
         hp: dict[str, Any] = dict(method.hparams)
         hp.setdefault("lr", method.resolve()["lr"])
         for layer in (self.hparams, problem.hparams):
@@ -117,7 +163,7 @@ class Suite:
             batch_size = own.pop("batch_size", batch_size)
             hp.update(own)
         n_train = _n_train(self, problem, seed)
-        if method.batch == "full":
+        if method.batch == "full" or task.full_batch:
             batch_size = n_train
         elif method.batch == "single":
             batch_size = 1
@@ -126,6 +172,9 @@ class Suite:
                 f"batch size {batch_size} for {method_name!r} is larger than the training set "
                 f"of {problem.dataset!r} ({n_train} rows)"
             )
+        standardize = self.standardize if problem.standardize is None else problem.standardize
+        if models.is_plugin(problem.model):
+            _check_model(problem, problem.model)
         return RunSpec(
             dataset=problem.dataset,
             problem=problem.label,
@@ -139,9 +188,10 @@ class Suite:
             dtype=self.dtype,
             seed=seed,
             holdout=_holdout(self, problem),
-            standardize=self.standardize if problem.standardize is None else problem.standardize,
+            standardize=standardize and fixed_holdout(problem.dataset) is None,
             targets=problem.targets,
             features=problem.features,
+            task=problem.task_name,
         )
 
 
@@ -157,16 +207,44 @@ def _applies(key: str, method: optimizers.Method) -> bool:
 
 
 def _holdout(suite: Suite, problem: Problem) -> float:
+    fixed = fixed_holdout(problem.dataset)
+    if fixed is not None:
+        return fixed
     for value in (problem.holdout, suite.holdout):
         if value is not None:
             return float(value)
-    return float(load_dataset(problem.dataset, problem.targets, problem.features).default_holdout)
+    ds = load_dataset(problem.dataset, problem.targets, problem.features, problem.task_name)
+    return float(ds.default_holdout)
 
 
 def _n_train(suite: Suite, problem: Problem, seed: int) -> int:
     return split_sizes(
-        problem.dataset, problem.targets, problem.features, _holdout(suite, problem)
+        problem.dataset,
+        problem.targets,
+        problem.features,
+        _holdout(suite, problem),
+        problem.task_name,
     )[0]
+
+
+def _check_model(problem: Problem, model: str) -> None:
+    """Build a plug-in model once on the problem's shape: its errors are input errors."""
+    ds = load_dataset(problem.dataset, problem.targets, problem.features, problem.task_name)
+    models.check(model, ds.d, ds.n_classes if ds.task == "classification" else ds.k)
+
+
+def task_model(problem: Problem, model: str | None) -> Problem:
+    """The problem with `model` (None: its task's default) where its task has a model choice;
+    a task with its own model keeps it, and naming another one for it is an error."""
+    task = problem.task_def
+    if not task.model_choice:
+        if model not in (None, task.default_model):
+            raise ConfigError(
+                f"{problem.dataset}: task {task.name} has its own model "
+                f"({task.default_model}); model {model!r} does not apply"
+            )
+        return replace(problem, model=task.default_model)
+    return replace(problem, model=model or problem.model)
 
 
 def no_duplicates(items: Sequence[Any], what: str) -> None:
@@ -196,24 +274,28 @@ class Overrides:
     seeds: tuple[int, ...] | None = None
     holdout: float | None = None
     standardize: bool | None = None
+    task: str | None = None  # how to read CSV datasets' labels
+    hparams: Mapping[str, Any] = field(default_factory=dict)  # --hp key=value
+    method_hparams: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # --hp m.key=v
 
 
 def apply_overrides(suite: Suite, o: Overrides) -> Suite:
     """The suite with command-line flags on top; flags beat every layer of the file."""
     problems: Iterable[Problem] = suite.problems
+    if o.task is not None and o.datasets is None:
+        raise ConfigError("--task says how to read the labels of --datasets CSV files; give both")
     if o.problems is not None and o.datasets is not None:
         raise ConfigError("give --problems (suite problems by name) or --datasets, not both")
+    if o.model is not None:
+        ModelSpec.parse(o.model)
     if o.problems is not None:
         problems = [suite.problem(name) for name in o.problems]
         if o.model is not None:
-            problems = [replace(p, model=o.model, name=None) for p in problems]
+            problems = [_with_model(p, o.model) for p in problems]
     elif o.datasets is not None:
-        model = o.model or "linear"
-        ModelSpec.parse(model)
-        problems = _distinct_names([_problem_for(suite, d, model, o) for d in o.datasets])
+        problems = _distinct_names([_problem_for(suite, d, o) for d in o.datasets])
     elif o.model is not None:
-        ModelSpec.parse(o.model)
-        problems = [replace(p, model=o.model, name=None) for p in problems]
+        problems = [_with_model(p, o.model) for p in problems]
     problems = list(problems)
     no_duplicates([p.label for p in problems], "problem names (two problems would share one)")
     if o.targets is not None or o.features is not None:
@@ -226,6 +308,10 @@ def apply_overrides(suite: Suite, o: Overrides) -> Suite:
         for k, v in (("lr", o.lr), ("momentum", o.momentum), ("weight_decay", o.weight_decay))
         if v is not None
     }
+    twice = sorted(set(flag_hp) & set(o.hparams))
+    if twice:
+        raise ConfigError(f"{', '.join(twice)} given both as a flag and in --hp")
+    flag_hp.update(o.hparams)
     if flag_hp:
         # Flags beat per-method tables too, so strip the flagged keys from them.
         problems = [
@@ -254,6 +340,10 @@ def apply_overrides(suite: Suite, o: Overrides) -> Suite:
         problems = [replace(p, standardize=o.standardize) for p in problems]
     if o.methods is not None:
         problems = [replace(p, methods=None) for p in problems]
+    if o.method_hparams:  # the last layer: --hp adam.lr=... beats every table and flag
+        problems = [
+            replace(p, method_hparams=_merged(p.method_hparams, o.method_hparams)) for p in problems
+        ]
     return replace(
         suite,
         problems=tuple(problems),
@@ -278,12 +368,30 @@ def _distinct_names(problems: list[Problem]) -> list[Problem]:
     ]
 
 
-def _problem_for(suite: Suite, dataset: str, model: str, o: Overrides) -> Problem:
+def _problem_for(suite: Suite, dataset: str, o: Overrides) -> Problem:
     """The suite's problem for exactly this (dataset, model), or a fresh one."""
+    fresh = Problem(dataset=dataset, targets=o.targets, features=o.features, task=o.task)
+    fresh = task_model(fresh, o.model if fresh.task_def.model_choice else None)
     for p in suite.problems:
-        if p.dataset == dataset and p.model == model:
+        if p.dataset == dataset and p.model == fresh.model and o.task in (None, p.task_name):
             return p
-    return Problem(dataset=dataset, model=model, targets=o.targets, features=o.features)
+    return fresh
+
+
+def _with_model(problem: Problem, model: str) -> Problem:
+    """`--model` on a suite problem: a new problem for tasks with a model choice."""
+    if not problem.task_def.model_choice:
+        return problem
+    return replace(problem, model=model, name=None)
+
+
+def _merged(
+    tables: Mapping[str, Mapping[str, Any]], top: Mapping[str, Mapping[str, Any]]
+) -> dict[str, dict[str, Any]]:
+    out = {m: dict(t) for m, t in tables.items()}
+    for method, table in top.items():
+        out.setdefault(method, {}).update(table)
+    return out
 
 
 def _without(

@@ -1,14 +1,23 @@
 """The data side of a run: the dataset, its hold-out split, scaling and the known optimum.
 
+Datasets come from the `datasets` package (regression and classification sets, CSV files) or
+from a *source* registered here for a task that brings its own data (`SOURCES`: DeepOBS's
+`quadratic_deep`, the 2-D test functions). A source has a fixed split: its first `n_train`
+rows train, the rest are the hold-out (no random split), and its hold-out fraction is
+therefore fixed too (`fixed_holdout`).
+
 Everything here is a deterministic function of its arguments, so it is cached: the many runs
 of a suite that share a dataset, split and device load and transfer it once.
 """
 
 from __future__ import annotations
 
+import math
 import warnings
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
 import torch
@@ -19,26 +28,146 @@ from bench.errors import ConfigError
 DTYPE = {"float32": torch.float32, "float64": torch.float64}
 
 
+@dataclass(frozen=True)
+class Source:
+    """A dataset built here for a task: `build(**options) -> (Dataset, n_train)`.
+
+    Options are strings given as `name:key=value` (defaults in `options`).
+    """
+
+    name: str
+    task: str
+    summary: str
+    build: Callable[..., tuple[datasets.Dataset, int]]
+    options: Mapping[str, str] = field(default_factory=dict)
+
+
+SOURCES: dict[str, Source] = {}
+
+
+def register_source(name: str, task: str, summary: str, **options: str):
+    """Decorator: adds a source to `SOURCES` (names must not shadow a `datasets` name)."""
+
+    def deco(build: Callable[..., tuple[datasets.Dataset, int]]):
+        if name in SOURCES or name in datasets.REGISTRY:
+            raise ValueError(f"dataset {name!r} is already registered")
+        SOURCES[name] = Source(name, task, summary, build, dict(options))
+        return build
+
+    return deco
+
+
+def source_options(spec: str) -> tuple[Source, dict[str, str]] | None:
+    """The source a spec names and its options (defaults filled in), or None if not a source."""
+    name, *parts = spec.strip().split(":")
+    if name not in SOURCES:
+        return None
+    source = SOURCES[name]
+    values = dict(source.options)
+    for part in parts:
+        key, sep, value = (s.strip() for s in part.partition("="))
+        if not sep or key not in source.options or not value:
+            takes = ", ".join(f"{k}=..." for k in source.options) or "no options"
+            raise ConfigError(f"bad option {part!r} in dataset {spec!r}; {name} takes {takes}")
+        values[key] = value
+    return source, values
+
+
+def dataset_task(spec: str, explicit: str | None = None) -> str:
+    """The task of a dataset spec: a source's or a registered dataset's own task (an explicit
+    different one is an error); for a CSV file `explicit`, default "regression"."""
+    name = spec.strip().partition(":")[0]
+    if name in SOURCES:
+        declared = SOURCES[name].task
+    elif name in datasets.REGISTRY:
+        declared = datasets.task_of(name)
+    else:
+        return explicit or "regression"
+    if explicit is not None and explicit != declared:
+        raise ConfigError(
+            f"dataset {name!r} is a {declared} problem; task {explicit!r} applies only to CSV files"
+        )
+    return declared
+
+
 @lru_cache(maxsize=32)
-def load_dataset(
-    spec: str, targets: tuple[str, ...] | None = None, features: tuple[str, ...] | None = None
-) -> datasets.Dataset:
+def _load(
+    spec: str,
+    targets: tuple[str, ...] | None,
+    features: tuple[str, ...] | None,
+    task: str | None,
+) -> tuple[datasets.Dataset, int | None]:
+    found = source_options(spec)
+    if found is not None:
+        source, options = found
+        if targets is not None or features is not None:
+            raise ConfigError(f"targets/features apply only to CSV files, not to {source.name!r}")
+        try:
+            return source.build(**options)
+        except datasets.DatasetError as exc:
+            raise ConfigError(str(exc)) from None
+    if task is not None and task not in datasets.TASKS:
+        raise ConfigError(f"task {task!r} needs its own dataset; a CSV file is regression or "
+                          "classification")  # fmt: skip
     try:
-        return datasets.load(spec, targets=targets, features=features)
+        return datasets.load(spec, targets=targets, features=features, task=task), None
     except datasets.DatasetError as exc:
         raise ConfigError(str(exc)) from None
 
 
+def load_dataset(
+    spec: str,
+    targets: tuple[str, ...] | None = None,
+    features: tuple[str, ...] | None = None,
+    task: str | None = None,
+) -> datasets.Dataset:
+    """The dataset (`task` only says how to read a CSV file's labels)."""
+    return _load(spec, targets, features, _csv_task(task))[0]
+
+
+def _csv_task(task: str | None) -> str | None:
+    """Only the datasets' own tasks (regression, classification) change how a CSV is read."""
+    return task if task in datasets.TASKS else None
+
+
+def fixed_holdout(spec: str) -> float | None:
+    """A source's hold-out fraction (its split is fixed), or None for a splittable dataset."""
+    if source_options(spec) is None:
+        return None
+    ds, n_train = _load(spec, None, None, None)
+    return (ds.n - n_train) / ds.n
+
+
 @lru_cache(maxsize=64)
 def split_sizes(
-    spec: str, targets: tuple[str, ...] | None, features: tuple[str, ...] | None, holdout: float
+    spec: str,
+    targets: tuple[str, ...] | None,
+    features: tuple[str, ...] | None,
+    holdout: float,
+    task: str | None = None,
 ) -> tuple[int, int]:
     """(train rows, hold-out rows); the sizes do not depend on the seed."""
-    train, hold = _split(load_dataset(spec, targets, features), holdout, 0)
+    train, hold = _split(spec, targets, features, _csv_task(task), holdout, 0)
     return len(train), len(hold)
 
 
-def _split(ds: datasets.Dataset, holdout: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def _split(
+    spec: str,
+    targets: tuple[str, ...] | None,
+    features: tuple[str, ...] | None,
+    task: str | None,
+    holdout: float,
+    seed: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    ds, n_train = _load(spec, targets, features, task)
+    if n_train is not None:
+        fixed = (ds.n - n_train) / ds.n
+        if holdout != fixed:
+            raise ConfigError(
+                f"{ds.name} has a fixed hold-out (fraction {fixed:g}); holdout {holdout:g} "
+                "does not apply"
+            )
+        return np.arange(n_train), np.arange(n_train, ds.n)
     try:
         return datasets.split(ds, holdout, seed)
     except datasets.DatasetError as exc:
@@ -50,6 +179,8 @@ class ProblemData:
     """Train and hold-out arrays (the dataset's dtype, scaled if asked) and the training optimum.
 
     Without a hold-out the training arrays are the dataset's own read-only arrays, not copies.
+    Classification: Y is int64 class indices (n,), `n_classes` > 0 and the model has that many
+    outputs; `loss_star` is NaN (no closed form; `optimum_note` says why).
     """
 
     name: str
@@ -58,6 +189,8 @@ class ProblemData:
     X_hold: np.ndarray
     Y_hold: np.ndarray
     loss_star: float  # least-squares optimum of the linear model on the training rows
+    n_classes: int = 0
+    optimum_note: str = ""
 
     @property
     def d(self) -> int:
@@ -65,7 +198,7 @@ class ProblemData:
 
     @property
     def k(self) -> int:
-        return self.Y_train.shape[1]
+        return self.n_classes or self.Y_train.shape[1]
 
 
 @lru_cache(maxsize=8)
@@ -76,16 +209,24 @@ def problem_data(
     holdout: float,
     seed: int,
     standardize: bool,
+    task: str | None = None,
 ) -> ProblemData:
-    ds = load_dataset(spec, targets, features)
-    train, hold = _split(ds, holdout, seed)
+    task = _csv_task(task)
+    ds, n_train = _load(spec, targets, features, task)
+    if standardize and n_train is not None:
+        raise ConfigError(f"{ds.name} has no features to standardise")
+    train, hold = _split(spec, targets, features, task, holdout, seed)
     X_train, X_hold = _rows(ds.X, train), ds.X[hold]
     if standardize:
         scaler = datasets.Standardizer.fit(X_train)
         X_train, X_hold = scaler.transform(X_train), scaler.transform(X_hold)
     Y_train, Y_hold = _rows(ds.Y, train), ds.Y[hold]
-    _, _, loss_star = datasets.closed_form(X_train, Y_train)
-    return ProblemData(ds.name, X_train, Y_train, X_hold, Y_hold, float(loss_star))
+    loss_star, note = math.nan, "the task gives its own optimum"
+    if n_train is None:  # a source's task knows its optimum; datasets' have a reference one
+        best = datasets.reference_optimum(ds.task, X_train, Y_train)
+        loss_star, note = float(best.loss), best.reason or ""
+    n_classes = ds.n_classes if ds.task == "classification" else 0
+    return ProblemData(ds.name, X_train, Y_train, X_hold, Y_hold, loss_star, n_classes, note)
 
 
 def _rows(a: np.ndarray, idx: np.ndarray) -> np.ndarray:
@@ -99,10 +240,11 @@ def _rows(a: np.ndarray, idx: np.ndarray) -> np.ndarray:
 def device_tensors(
     key: tuple, device: str, dtype: str
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(X_train, Y_train, X_hold, Y_hold) on the device, contiguous, in the run's dtype."""
+    """(X_train, Y_train, X_hold, Y_hold) on the device, contiguous, in the run's dtype;
+    class labels stay int64 (what `cross_entropy` takes) on every device."""
     data = problem_data(*key)
     return tuple(  # type: ignore[return-value]
-        _tensor(a, DTYPE[dtype], device)
+        _tensor(a, DTYPE[dtype] if a.dtype.kind == "f" else torch.int64, device)
         for a in (data.X_train, data.Y_train, data.X_hold, data.Y_hold)
     )
 
@@ -120,3 +262,61 @@ def _tensor(a: np.ndarray, dtype: torch.dtype, device: str) -> torch.Tensor:
         warnings.filterwarnings("ignore", "The given NumPy array is not writable", UserWarning)
         shared = torch.from_numpy(a)
     return shared.to(device=device, dtype=dtype).contiguous()
+
+
+# ----------------------------------------------------------------------------------------------
+# Sources: the data of the tasks that bring their own
+
+
+@register_source(
+    "quadratic_deep",
+    "quadratic_deep",
+    "DeepOBS's noisy quadratic, 100-D: 1000 training points; hold-out = the 896 test points "
+    "DeepOBS evaluates (7 whole batches of 128); option variant=pytorch|tensorflow",
+    variant="pytorch",
+)
+def _quadratic_deep(*, variant: str) -> tuple[datasets.Dataset, int]:
+    """Rows: the training points, then the first 896 test points (DeepOBS's evaluated ones).
+    X = Y = the points: the model (θ) ignores X, the loss compares θ with Y."""
+    problem = datasets.quadratic_deep(variant)
+    kept = (len(problem.X_test) // problem.batch_size) * problem.batch_size
+    points = np.concatenate([problem.X_train, problem.X_test[:kept]])
+    dim = points.shape[1]
+    name = "quadratic_deep" + ("" if variant == "pytorch" else f":variant={variant}")
+    ds = datasets.Dataset(
+        name=name,
+        X=points,
+        Y=points,
+        feature_names=tuple(f"x{i}" for i in range(dim)),
+        target_names=tuple(f"y{i}" for i in range(dim)),
+        description=f"DeepOBS quadratic_deep ({variant} variant)",
+        default_holdout=kept / len(points),
+    )
+    return ds, len(problem.X_train)
+
+
+def _function_source(name: str) -> None:
+    fn = datasets.function_2d(name)
+
+    @register_source(name, "function2d", f"2-D test function: {fn.description.rstrip('.')}")
+    def build() -> tuple[datasets.Dataset, int]:
+        """One dummy row: the objective is f(θ) alone; full batch, one step per epoch."""
+        zero = np.zeros((1, 1))
+        ds = datasets.Dataset(
+            name=name,
+            X=zero,
+            Y=zero,
+            feature_names=("none",),
+            target_names=("f",),
+            description=fn.description,
+            default_holdout=0.0,
+        )
+        return ds, 1
+
+
+for _name in datasets.functions_2d():
+    _function_source(_name)
+
+
+def describe_sources() -> dict[str, Any]:
+    return {name: s.summary for name, s in SOURCES.items()}

@@ -70,11 +70,13 @@ def train_epoch(
     perm: torch.Tensor | None,
     out: tuple[torch.Tensor, torch.Tensor] | None = None,
     loss_fn: Loss = tasks.Regression.loss,
+    drop_last: bool = False,
 ) -> None:
     """One pass over the data in contiguous minibatches of a (once-)shuffled copy.
 
     Gathering the shuffled copy once per epoch and slicing views is ~10x cheaper than a
-    DataLoader, which indexes and collates row by row; the last batch is kept even when smaller.
+    DataLoader, which indexes and collates row by row; the last batch is kept even when smaller,
+    unless `drop_last` (the task's choice, as DeepOBS's `DataLoader(drop_last=True)`).
     The gather is `index_select` (half the time of `X[perm]`'s advanced indexing), into `out`
     when given: a buffer reused across epochs spares each epoch the page faults of a fresh
     allocation, which on a 400k x 100 set cost more than the gather itself.
@@ -85,6 +87,9 @@ def train_epoch(
         else:
             X = torch.index_select(X, 0, perm, out=out[0])
             Y = torch.index_select(Y, 0, perm, out=out[1])
+    if drop_last:
+        whole = X.shape[0] - X.shape[0] % batch_size
+        X, Y = X[:whole], Y[:whole]
     for xb, yb in zip(X.split(batch_size), Y.split(batch_size), strict=True):
         opt.zero_grad()
         loss_fn(model(xb), yb).backward()
@@ -111,9 +116,11 @@ class Epochs:
         gen: torch.Generator,
         backend: Backend,
         loss_fn: Loss = tasks.Regression.loss,
+        drop_last: bool = False,
     ) -> None:
         self.model, self.opt, self.X, self.Y = model, opt, X, Y
         self.loss_fn = loss_fn
+        self.drop_last = drop_last
         self.batch_size = batch_size
         self.gen = gen
         self.backend = backend
@@ -131,7 +138,15 @@ class Epochs:
         cpu0 = cpu_clock()  # outside the wall clock's region: the wall time never pays for it
         self.stopwatch.start()
         train_epoch(
-            self.model, self.opt, self.X, self.Y, self.batch_size, perm, self.buffers, self.loss_fn
+            self.model,
+            self.opt,
+            self.X,
+            self.Y,
+            self.batch_size,
+            perm,
+            self.buffers,
+            self.loss_fn,
+            self.drop_last,
         )
         wall = self.stopwatch.stop()
         self.cpu_s = cpu_clock() - cpu0
@@ -154,9 +169,13 @@ def disturbed_epochs(
     return out
 
 
-def _evaluate(task: Task, model: nn.Module, data: Sequence[torch.Tensor]) -> dict[str, float]:
-    """The loss, and the task's metrics, on the whole training and hold-out sets:
-    `train_loss`, `holdout_loss`, `train_<metric>`, ... (NaN for an empty hold-out)."""
+def _evaluate(
+    task: Task, model: nn.Module, data: Sequence[torch.Tensor], loss: Loss | None = None
+) -> dict[str, float]:
+    """The loss (`loss`, default the task's), and the task's metrics, on the whole training and
+    hold-out sets: `train_loss`, `holdout_loss`, `train_<metric>`, ... (NaN for an empty
+    hold-out)."""
+    loss = loss or task.loss
     X_train, Y_train, X_hold, Y_hold = data
     names, values = [], []
     with torch.no_grad():
@@ -165,11 +184,12 @@ def _evaluate(task: Task, model: nn.Module, data: Sequence[torch.Tensor]) -> dic
                 continue
             out = model(X)
             names.append(f"{split}_loss")
-            values.append(task.loss(out, Y))
+            values.append(loss(out, Y))
             for metric, value in task.extra_metrics(out, Y).items():
                 names.append(f"{split}_{metric}")
-                values.append(value.to(values[0].dtype))
-        read = torch.stack(values).tolist()  # one device->host transfer
+                values.append(value)
+        # One device->host transfer; float64 holds every float32 loss exactly.
+        read = torch.stack([v.to(torch.float64) for v in values]).tolist()
     found = dict(zip(names, read, strict=True))
     return {c: found.get(c, math.nan) for c in METRIC_COLUMNS}
 
@@ -188,7 +208,9 @@ def _finite_state(model: nn.Module, opt: torch.optim.Optimizer) -> bool:
     return bool(torch.stack([torch.isfinite(t).all() for t in tensors]).all())
 
 
-def _warm_up(spec: RunSpec, task: Task, model: nn.Module, X: torch.Tensor, Y: torch.Tensor) -> None:
+def _warm_up(
+    spec: RunSpec, task: Task, loss: Loss, model: nn.Module, X: torch.Tensor, Y: torch.Tensor
+) -> None:
     """A few steps on throwaway copies, through the same code path as the timed epochs."""
     model = copy.deepcopy(model)
     opt = optimizers.build(spec.method, model.parameters(), impl=spec.impl, **spec.hparams_dict)
@@ -196,7 +218,7 @@ def _warm_up(spec: RunSpec, task: Task, model: nn.Module, X: torch.Tensor, Y: to
     perm = torch.arange(n, device=X.device) if spec.batch_size < X.shape[0] else None
     try:
         for _ in range(2):
-            train_epoch(model, opt, X[:n], Y[:n], spec.batch_size, perm, loss_fn=task.loss)
+            train_epoch(model, opt, X[:n], Y[:n], spec.batch_size, perm, None, loss, task.drop_last)
     except RuntimeError as exc:  # the timed epochs will meet (and record) the same overflow
         if not _overflowed(exc):
             raise
@@ -217,10 +239,13 @@ def run(spec: RunSpec, backend: Backend | None = None) -> RunResult:
     model.to(device=device, dtype=DTYPE[spec.dtype])
     init_hash = tensor_hash(model.state_dict())  # of the run's own starting tensors
     opt = optimizers.build(spec.method, model.parameters(), impl=spec.impl, **spec.hparams_dict)
-    _warm_up(spec, task, model, X_train, Y_train)
+    loss = task.loss_for(spec, data)
+    _warm_up(spec, task, loss, model, X_train, Y_train)
 
     gen = torch.Generator().manual_seed(shuffle_seed(data.name, spec.seed, spec.batch_size))
-    epochs = Epochs(model, opt, X_train, Y_train, spec.batch_size, gen, backend, task.loss)
+    epochs = Epochs(
+        model, opt, X_train, Y_train, spec.batch_size, gen, backend, loss, task.drop_last
+    )
     base = {
         "run_id": spec.run_id,
         "problem": spec.problem or problem_name(data.name, spec.model),
@@ -236,7 +261,9 @@ def run(spec: RunSpec, backend: Backend | None = None) -> RunResult:
         "hparams": spec.hparams_json,
         "init_hash": init_hash,
     }
-    rows = [_row(base, 0, _evaluate(task, model, tensors), 0.0, 0.0, Status.OK)]
+    rows = [_row(base, 0, _evaluate(task, model, tensors, loss), 0.0, 0.0, Status.OK)]
+    if task.records:  # per-epoch values read from the model (the 2-D tasks' path)
+        rows[0].update(task.record(model))
     status = Status.OK
     for epoch in range(1, spec.epochs + 1):
         overflow = False
@@ -246,7 +273,7 @@ def run(spec: RunSpec, backend: Backend | None = None) -> RunResult:
             if not _overflowed(exc):
                 raise
             overflow, seconds, cpu = True, math.nan, math.nan
-        metrics = _evaluate(task, model, tensors)
+        metrics = _evaluate(task, model, tensors, loss)
         if (
             overflow
             or not math.isfinite(metrics["train_loss"])
@@ -254,11 +281,14 @@ def run(spec: RunSpec, backend: Backend | None = None) -> RunResult:
         ):
             status = Status.DIVERGED
         rows.append(_row(base, epoch, metrics, seconds, cpu, status))
+        if task.records:
+            rows[-1].update(task.record(model))
         if status == Status.DIVERGED:
             break
     timing = _judge_epochs(rows, backend.cpu_time_meaningful)
     loss_star = task.optimum(spec, data)
-    summary = _summary(base, rows, timing, status, data, spec, n, loss_star)
+    steps = n // spec.batch_size if task.drop_last else math.ceil(n / spec.batch_size)
+    summary = _summary(base, rows, timing, status, data, spec, steps, loss_star)
     return RunResult(spec, rows, summary)
 
 
@@ -320,7 +350,7 @@ def _summary(
     status: str,
     data: Any,
     spec: RunSpec,
-    n: int,
+    steps: int,
     loss_star: float,
 ) -> dict[str, Any]:
     last = rows[-1]
@@ -328,8 +358,8 @@ def _summary(
         **base,
         "epochs": spec.epochs,
         "epochs_run": last["epoch"],
-        "steps_per_epoch": math.ceil(n / spec.batch_size),
-        "n_train": n,
+        "steps_per_epoch": steps,
+        "n_train": data.X_train.shape[0],
         "n_holdout": data.X_hold.shape[0],
         "status": status,
         "diverged_epoch": last["epoch"] if status == Status.DIVERGED else None,

@@ -69,8 +69,15 @@ class RunSpec:
 
     def __post_init__(self) -> None:
         method = get_method(self.method)
-        if self.impl not in optimizers.IMPLS:
-            raise ConfigError(f"unknown impl {self.impl!r}; known: {', '.join(optimizers.IMPLS)}")
+        if self.impl not in optimizers.ALL_IMPLS:
+            raise ConfigError(
+                f"unknown impl {self.impl!r}; known: {', '.join(optimizers.ALL_IMPLS)}"
+            )
+        if self.impl not in method.impls:
+            raise ConfigError(
+                f"method {self.method!r} has no {self.impl!r} implementation; it has: "
+                f"{', '.join(method.impls)}"
+            )
         ModelSpec.parse(self.model)
         hp = dict(self.hparams)
         unknown = sorted(set(hp) - set(method.hparam_names))
@@ -128,7 +135,8 @@ class RunSpec:
 
     @property
     def problem_key(self) -> tuple[Any, ...]:
-        """What fixes the data a run sees (and so the init and the optimum)."""
+        """What fixes the data a run sees (and so the init and the optimum): the arguments of
+        `bench.run.data.problem_data` (the task says how a CSV file's labels are read)."""
         return (
             self.dataset,
             self.targets,
@@ -136,4 +144,5 @@ class RunSpec:
             self.holdout,
             self.seed,
             self.standardize,
+            self.task,
         )

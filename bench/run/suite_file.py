@@ -1,6 +1,14 @@
 """Reading suites: a TOML file into a `Suite`, and comma lists from the command line.
 
 Any problem with a file is a one-line ConfigError naming the file and the key.
+
+`methods` is a list of names (or `"all"`, or a comma string), plug-in specs included
+(`"signsgd.py:SignSGD"`), or a table of tables, one per method in order: a plug-in's table has
+`class = "path/to/file.py:Class"` (relative to the suite file's folder), optionally `batch`,
+`batch_size` and hyperparameters; a built-in's table holds its hyperparameters for the whole
+suite (like `[hparams] adam = {...}`). A problem may set its own `task` (for CSV files:
+`"classification"`), `seeds` (e.g. `[0]` for a deterministic problem) and `model` (a name or
+a factory `path/to/file.py:make_model`, relative to the suite file's folder).
 """
 
 from __future__ import annotations
@@ -15,8 +23,17 @@ import tomllib
 
 import optimizers
 from bench.errors import ConfigError
-from bench.run.config import DEFAULT_EPOCHS, DEFAULT_SEEDS, Problem, Suite, no_duplicates
+from bench.run import methods as method_lists
+from bench.run.config import (
+    DEFAULT_EPOCHS,
+    DEFAULT_SEEDS,
+    Problem,
+    Suite,
+    no_duplicates,
+    task_model,
+)
 from bench.run.device import resolve_devices
+from bench.run.models import is_plugin
 from bench.run.spec import get_method
 
 EXECUTION_KEYS = ("executor", "workers", "scheduler", "threads")
@@ -64,6 +81,10 @@ NAMES = Constraint(
     "a list of names or a comma-separated string",
     lambda v: isinstance(v, str) or (isinstance(v, list) and all(isinstance(x, str) for x in v)),
 )
+METHODS = Constraint(
+    "a list of names, a comma-separated string or a table of [methods.NAME] tables",
+    lambda v: NAMES.test(v) or isinstance(v, Mapping),
+)
 FRACTION = Constraint("a number in [0, 1)", lambda v: _is_number(v) and 0 <= v < 1)
 EPOCHS = _int_in(1, MAX_EPOCHS)
 BATCH = _int_in(1, None)
@@ -83,7 +104,7 @@ PROBLEMS = Constraint(
 # One table of key -> constraint per record (scikit-learn's `_parameter_constraints`).
 SUITE_CONSTRAINTS: dict[str, Constraint] = {
     "name": STRING,
-    "methods": NAMES,
+    "methods": METHODS,
     "impl": NAMES,
     "devices": NAMES,
     "dtype": STRING,
@@ -114,6 +135,8 @@ PROBLEM_CONSTRAINTS: dict[str, Constraint] = {
     "holdout": FRACTION,
     "standardize": BOOL,
     "hparams": TABLE,
+    "task": STRING,
+    "seeds": SEEDS,  # e.g. [0] for a deterministic problem (the 2-D functions)
 }
 
 
@@ -203,24 +226,52 @@ def _names(value: Any, where: str) -> tuple[str, ...]:
     return tuple(value)
 
 
-def parse_methods(value: Any) -> tuple[str, ...]:
-    names = _names(value, "methods")
-    if not names:
-        raise ConfigError("methods is empty; name methods or use 'all'")
-    if names == ("all",):
-        return tuple(optimizers.names())
+def parse_methods(
+    value: Any,
+    definitions: Mapping[str, Mapping[str, Any]] | None = None,
+    base: Path | None = None,
+) -> tuple[str, ...]:
+    """Method names of a list (plug-ins loaded and registered; see `bench.run.methods`)."""
+    if isinstance(value, str):
+        value = [v.strip() for v in value.split(",")]
+        if any(not v for v in value):
+            raise ConfigError("methods has an empty entry")
+    names = method_lists.resolve(_names(value, "methods"), definitions, base)
     no_duplicates(names, "methods")
-    for n in names:
-        get_method(n)
     return names
+
+
+def _methods_table(table: Mapping[str, Any], base: Path | None) -> tuple[tuple[str, ...], dict]:
+    """`[methods.NAME]` tables -> (names in order, per-method hyperparameters)."""
+    names, per_method = [], {}
+    for name, spec in table.items():
+        where = f"[methods.{name}]"
+        if not isinstance(spec, Mapping):
+            raise ConfigError(f"{where} must be a table")
+        spec = dict(spec)
+        if "class" in spec:
+            if not isinstance(spec["class"], str):
+                raise ConfigError(f"{where}: class must be a string 'path/to/file.py:Class'")
+            names.append(method_lists.load_plugin(spec["class"], name, True, spec, base))
+        else:
+            bad = sorted(set(spec) & {"batch"})
+            if bad:
+                raise ConfigError(f"{where}: a built-in method's batch regime is fixed")
+            names += method_lists.resolve([name])
+        hp = {k: v for k, v in spec.items() if k not in ("class", "batch")}
+        if hp:
+            per_method[name] = hp
+    if not names:
+        raise ConfigError("[methods] lists no method")
+    return tuple(names), per_method
 
 
 def parse_impls(value: Any) -> tuple[str, ...]:
     names = _names(value, "impl")
     no_duplicates(names, "impl")
     for n in names:
-        if n not in optimizers.IMPLS:
-            raise ConfigError(f"unknown impl {n!r}; known: {', '.join(optimizers.IMPLS)}")
+        if n not in optimizers.ALL_IMPLS:
+            raise ConfigError(f"unknown impl {n!r}; known: {', '.join(optimizers.ALL_IMPLS)}")
     return names
 
 
@@ -236,15 +287,25 @@ def suite_from_toml(path: Path) -> Suite:
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read config {path}: {exc}") from None
     try:
-        return suite_from_dict(data)
+        return suite_from_dict(data, Path(path).resolve().parent)
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}") from None
 
 
-def suite_from_dict(data: Mapping[str, Any]) -> Suite:
+def suite_from_dict(data: Mapping[str, Any], base: Path | None = None) -> Suite:
+    """A suite from its TOML table; `base` is the folder relative paths are read from."""
     check_table(data, SUITE_CONSTRAINTS, "")
+    raw_methods = data.get("methods", "all")
+    method_tables: dict = {}
+    if isinstance(raw_methods, Mapping):
+        suite_methods, method_tables = _methods_table(raw_methods, base)
+    else:
+        suite_methods = parse_methods(raw_methods, base=base)
     generic, per_method = _split_hparams(data.get("hparams", {}), "[hparams]")
-    default_model = data.get("model", "linear")
+    for name, table in method_tables.items():
+        _split_hparams({name: table}, f"[methods.{name}]")
+        per_method[name] = {**per_method.get(name, {}), **table}
+    default_model = resolve_model(data.get("model"), base)
     problems = []
     raw_problems = data.get("problems", [])
     for i, raw in enumerate(raw_problems):
@@ -253,28 +314,33 @@ def suite_from_dict(data: Mapping[str, Any]) -> Suite:
             raise ConfigError(f"{where}: needs a dataset")
         check_table(raw, PROBLEM_CONSTRAINTS, where)
         p_generic, p_method = _split_hparams(raw.get("hparams", {}), f"{where} hparams")
-        problems.append(
-            Problem(
-                dataset=str(raw["dataset"]),
-                model=str(raw.get("model", default_model)),
-                name=str(raw["name"]) if "name" in raw else None,
-                targets=_names(raw["targets"], "targets") if "targets" in raw else None,
-                features=_names(raw["features"], "features") if "features" in raw else None,
-                methods=parse_methods(raw["methods"]) if "methods" in raw else None,
-                epochs=raw.get("epochs"),
-                batch_size=raw.get("batch_size"),
-                holdout=raw.get("holdout"),
-                standardize=raw.get("standardize"),
-                hparams=p_generic,
-                method_hparams=p_method,
-            )
+        if "task" in raw and not isinstance(raw["task"], str):
+            raise ConfigError(f"{where}: task must be a string")
+        problem = Problem(
+            dataset=str(raw["dataset"]),
+            name=str(raw["name"]) if "name" in raw else None,
+            targets=_names(raw["targets"], "targets") if "targets" in raw else None,
+            features=_names(raw["features"], "features") if "features" in raw else None,
+            methods=parse_methods(raw["methods"], base=base) if "methods" in raw else None,
+            epochs=raw.get("epochs"),
+            batch_size=raw.get("batch_size"),
+            holdout=raw.get("holdout"),
+            standardize=raw.get("standardize"),
+            hparams=p_generic,
+            method_hparams=p_method,
+            task=raw.get("task"),
+            seeds=_seeds(raw["seeds"], f"{where} seeds") if "seeds" in raw else None,
         )
-    seeds = data.get("seeds", list(DEFAULT_SEEDS))
-    no_duplicates(seeds, "seeds")
+        own = resolve_model(raw.get("model"), base)
+        if problem.task_def.model_choice:
+            problems.append(task_model(problem, own or default_model or "linear"))
+        else:
+            problems.append(task_model(problem, own))
+    seeds = _seeds(data.get("seeds", list(DEFAULT_SEEDS)), "seeds")
     return Suite(
         name=str(data.get("name", "custom")),
         problems=tuple(problems),
-        methods=parse_methods(data.get("methods", "all")),
+        methods=suite_methods,
         impls=parse_impls(data.get("impl", ["scratch", "torch"])),
         devices=resolve_devices(",".join(_names(data.get("devices", "auto"), "devices"))),
         dtype=str(data.get("dtype", "float32")),
@@ -294,6 +360,30 @@ def _execution(data: Mapping[str, Any]) -> dict[str, Any]:
     """executor = "dask", workers = 2, scheduler = "tcp://...", threads = 1: types are checked
     by SUITE_CONSTRAINTS, the combination by `bench.run.executors.build`."""
     return {k: data[k] for k in EXECUTION_KEYS if k in data}
+
+
+def _seeds(seeds: Any, where: str) -> tuple[int, ...]:
+    if (
+        not isinstance(seeds, list)
+        or not seeds
+        or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds)
+    ):
+        raise ConfigError(f"{where} must be a non-empty list of integers >= 0")
+    no_duplicates(seeds, where)
+    return tuple(seeds)
+
+
+def resolve_model(value: Any, base: Path | None) -> str | None:
+    """A model name, or a factory spec with a relative file made absolute against `base` (so
+    the spec names the same file from any working directory, e.g. in a worker process)."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ConfigError(f"model must be a string, got {value!r}")
+    target, _, attr = value.rpartition(":")
+    if base is not None and is_plugin(value) and (target.endswith(".py") or "/" in target):
+        return f"{(base / target).resolve()}:{attr}"
+    return value
 
 
 def _table(value: Any, where: str) -> dict[str, Any]:

@@ -155,6 +155,7 @@ def test_sweep_on_a_local_dask_cluster_equals_the_serial_sweep(tmp_path, capsys)
     """`sweep --executor dask --workers 2` starts (and stops) its own LocalCluster."""
     argv = ["sweep", "--problems", "synthetic:n=500", "--methods", "gd,adam", "--epochs", "3"]
     argv += ["--decades", "1", "--points-per-decade", "1", "--seeds", "100", "--no-claims"]
+    argv += ["--select-seeds", "0"]
     with deadline(DEADLINE_S):
         assert cli.main([*argv, "--out", str(tmp_path / "serial")]) == 0
         dask_argv = [*argv, "--out", str(tmp_path / "dask"), "--executor", "dask"]
@@ -164,7 +165,8 @@ def test_sweep_on_a_local_dask_cluster_equals_the_serial_sweep(tmp_path, capsys)
         runs = pd.read_csv(tmp_path / name / "sweep.csv").set_index("run_id").sort_index()
         epochs = pd.read_csv(tmp_path / name / "epochs.csv").sort_values(["run_id", "epoch"])
         frames[name] = (runs["final_train_loss"], epochs["train_loss"].tolist())
-    assert len(frames["serial"][0]) == 2 * 3 + 2 * 2  # grid (3 lrs) + tuned and default reruns
+    # grid (3 lrs, plus any point added at a grid edge) + tuned and default reruns
+    assert len(frames["serial"][0]) >= 2 * 3 + 2 * 2
     assert frames["dask"][0].equals(frames["serial"][0])  # same run keys, bitwise
     assert frames["dask"][1] == frames["serial"][1]
     env = json.loads((tmp_path / "dask" / "env.json").read_text())

@@ -31,7 +31,7 @@ P = {"dataset": "crops5"}
         ({"problems": [5]}, "problems must be an array of tables"),
         ({"sweep": 3}, "sweep must be a table"),
         ({"name": 3}, "name must be a string, got 3"),
-        ({"methods": 3}, "methods must be a list of names or a comma-separated string"),
+        ({"methods": 3}, "methods must be a list of names, a comma-separated string or a table"),
         ({"hparams": {"lr": "0.1"}}, "[hparams]: lr must be a finite number, got '0.1'"),
         ({"hparams": {"nesterov": "yes"}}, "nesterov must be true or false"),
         ({"hparams": {"adam": {"betas": [0.9]}}}, "adam.betas must be a list of 2 numbers"),

@@ -21,15 +21,27 @@ class Task:
     """Base task. Subclasses set `name`, `summary`, `loss` and may add `metrics`.
 
     `loss(output, target)` is the training loss (a mean over the batch): the optimizer steps on
-    it and the runner evaluates it on the whole training and hold-out sets after each epoch.
-    `metrics` names extra per-epoch columns (`train_<m>`, `holdout_<m>`), computed by
-    `extra_metrics`; the loss columns are always there.
+    it and the runner evaluates it on the whole training and hold-out sets after each epoch;
+    a task whose loss depends on the problem (a matrix, a function) returns it from
+    `loss_for(spec, data)` instead. `metrics` names extra per-epoch columns (`train_<m>`,
+    `holdout_<m>`), computed by `extra_metrics`; the loss columns are always there. `records`
+    names extra per-epoch columns read from the model by `record` (the 2-D tasks' path).
+
+    Properties of the problem the suite and the runner honour: `drop_last` (an epoch's last,
+    smaller batch is skipped, as DeepOBS's loaders do), `full_batch` (every method steps on the
+    whole training set: one step per epoch), `default_model` and `model_choice` (False: the
+    task builds its own model and `--model` does not apply to it).
     """
 
     name: str = ""
     summary: str = ""
     loss: Loss
     metrics: Sequence[str] = ()
+    records: Sequence[str] = ()
+    drop_last: bool = False
+    full_batch: bool = False
+    default_model: str = "linear"
+    model_choice: bool = True
 
     def data(self, spec: RunSpec) -> ProblemData:
         """The run's training and hold-out arrays and the training optimum."""
@@ -41,6 +53,10 @@ class Task:
         model.load_state_dict(initial_weights(data.name, spec.model, data.d, data.k, spec.seed))
         return model
 
+    def loss_for(self, spec: RunSpec, data: ProblemData) -> Loss:
+        """The loss of this run (the task's `loss` unless it depends on the problem)."""
+        return self.loss
+
     def optimum(self, spec: RunSpec, data: ProblemData) -> float:
         """The known optimum of the training loss, or NaN where there is none."""
         return math.nan
@@ -51,11 +67,21 @@ class Task:
         """Metrics beyond the loss, as 0-d tensors (kept on the device until read)."""
         return {}
 
+    def record(self, model: nn.Module) -> dict[str, float]:
+        """Values of the `records` columns after an epoch (read from the model)."""
+        return {}
+
 
 @lru_cache(maxsize=64)
 def initial_weights(dataset: str, model: str, d: int, k: int, seed: int) -> dict[str, torch.Tensor]:
     """Float32 master weights, one set per (dataset, model, seed), shared by every run of it."""
     return ModelSpec.parse(model).initial_state(d, k, derive_seed("init", dataset, model, seed))
+
+
+def fixed_start(model: nn.Module, theta: Sequence[float]) -> nn.Module:
+    """Set the `theta` model's one parameter to the float32 start point every run shares."""
+    model.load_state_dict({"theta": torch.tensor(list(theta), dtype=torch.float32)})
+    return model
 
 
 TASKS: dict[str, Task] = {}

@@ -1,0 +1,100 @@
+"""trajectories.png from real 2-D runs (its pixels checked), and the DeepOBS report section."""
+
+from __future__ import annotations
+
+import matplotlib.image as mpimg
+import numpy as np
+import pytest
+from matplotlib.colors import to_rgb
+
+import datasets
+from bench.analysis.tables import tables
+from bench.output import deepobs, trajectories
+from bench.output.plots import color_of
+from bench.run.runner import run
+from bench.run.spec import RunSpec
+
+
+def path_run(dataset: str, method: str, lr: float, epochs: int = 25, **hp):
+    hparams = tuple(sorted({"lr": lr, **hp}.items()))
+    spec = RunSpec(dataset=dataset, method=method, model="theta", task="function2d",
+                   hparams=hparams, epochs=epochs, problem=dataset)  # fmt: skip
+    return run(spec)
+
+
+@pytest.fixture(scope="module")
+def epochs():
+    results = [
+        path_run("rosenbrock", "gd", 1e-3, epochs=100),
+        path_run("rosenbrock", "adam", 0.05),
+        path_run("beale", "momentum", 1e-2, momentum=0.9),  # leaves the axes and diverges
+        path_run("beale", "adam", 0.05),
+    ]
+    # A regression run first: its rows have no theta, the 2-D runs' columns must survive.
+    regression = run(RunSpec(dataset="crops5", method="gd", hparams=(("lr", 1e-5),), epochs=2))
+    return tables([regression, *results])[0]
+
+
+def test_paths_keep_one_run_per_method_and_the_theta_columns(epochs):
+    assert {"theta_0", "theta_1"} <= set(epochs.columns)
+    assert epochs[epochs["dataset"] == "crops5"]["theta_0"].isna().all()
+    p = trajectories.paths(epochs)
+    assert set(zip(p["problem"], p["method"], strict=True)) == {
+        ("rosenbrock", "gd"), ("rosenbrock", "adam"), ("beale", "momentum"), ("beale", "adam")
+    }  # fmt: skip
+    start = p[p["epoch"] == 0]
+    rosen = start[start["problem"] == "rosenbrock"]
+    assert set(rosen["theta_0"]) == {float(np.float32(-1.2))}
+
+
+def test_clip_path_stops_at_the_first_point_outside():
+    bounds = ((-1.0, 1.0), (-1.0, 1.0))
+    xy = np.array([[0.0, 0.0], [0.5, 0.5], [2.0, 0.0], [0.1, 0.1]])
+    kept, left = trajectories.clip_path(xy, bounds)
+    assert left
+    assert kept.tolist() == [[0.0, 0.0], [0.5, 0.5]]
+    kept, left = trajectories.clip_path(xy[:2], bounds)
+    assert not left
+    assert len(kept) == 2
+    kept, left = trajectories.clip_path(np.array([[0.0, 0.0], [np.nan, 0.0]]), bounds)
+    assert left
+    assert len(kept) == 1
+
+
+def test_trajectories_png_draws_every_method_in_its_colour(epochs, tmp_path):
+    out = trajectories.plot(epochs, tmp_path / "trajectories.png")
+    assert out is not None
+    img = mpimg.imread(out)[..., :3]
+    h, w, _ = img.shape
+    assert w > h > 300  # two panels side by side, legend below
+    assert (img.min(axis=2) < 0.95).mean() > 0.03  # contours and paths, not a blank canvas
+    for method in ("gd", "adam", "momentum"):
+        rgb = np.array(to_rgb(color_of(method)))
+        near = (np.abs(img - rgb).max(axis=2) < 0.06).sum()
+        assert near > 60, method  # its path and its legend entry
+    assert trajectories.plot(epochs[epochs["dataset"] == "crops5"], tmp_path / "no.png") is None
+    assert not (tmp_path / "no.png").exists()
+
+
+def test_deepobs_section_puts_our_numbers_next_to_the_published_ones():
+    common = dict(method="minibatch", model="theta", task="quadratic_deep", batch_size=128,
+                  hparams=(("lr", 0.0158),), epochs=1, holdout=896 / 1896)  # fmt: skip
+    results = [
+        run(RunSpec(dataset="quadratic_deep:variant=tensorflow", problem="qd_tf", **common)),
+        run(RunSpec(dataset="quadratic_deep", problem="qd", **common)),
+    ]
+    epochs, runs = tables(results)
+    text = deepobs.section(runs, epochs, "python -m bench sweep --config x.toml")
+    assert text is not None
+    assert "python -m bench sweep --config x.toml" in text
+    tf = text.split("### qd_tf")[1].split("### qd ")[0]
+    assert "| initial hold-out loss (θ0 = ones) | 353.4468 | 353.4468 |" in tf
+    qp = datasets.quadratic_deep("tensorflow")
+    assert f"| {qp.train_loss_star:.7g} |" in tf
+    assert "SGD, lr 0.01585" in tf
+    assert "87.28" in tf
+    pytorch = text.split("### qd ")[1]
+    assert "| 228.8" in pytorch
+    assert "87.28" not in pytorch.split("DeepOBS's numbers")[0]
+    assert "GradientDescentOptimizer" in text  # the sources
+    assert deepobs.section(runs[runs["dataset"] == "nothing"], epochs, "x") is None
