@@ -121,7 +121,12 @@ def log_axis(ax: plt.Axes, which: str = "y", lo: float | None = None, hi: float 
     lo, hi = lo or dlo, hi or dhi
     (ax.set_yscale if which == "y" else ax.set_xscale)("log")
     decades = math.log10(hi / lo) if lo > 0 and hi > lo else 0.0
-    subs = (1.0, 2.0, 5.0) if decades < (2 if which == "y" else 1.2) else (1.0,)
+    if decades < (2 if which == "y" else 1.2):
+        subs: tuple[float, ...] = (1.0, 2.0, 5.0)
+    elif decades < 2.5:  # 1-3-10: a short range still gets two or three labels
+        subs = (1.0, 3.0)
+    else:
+        subs = (1.0,)
     axis.set_major_locator(LogLocator(base=10, subs=subs, numticks=6 if which == "x" else 8))
     axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
     axis.set_minor_formatter(NullFormatter())
