@@ -18,36 +18,30 @@ import sqlite3
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import pandas as pd
 
 import bench
 import datasets
 import optimizers
+from bench.cli.args import _float, _int, _refuse_empty, build_parser, load_suite
 from bench.errors import ConfigError
 from bench.output import run_report, sweep_report
 from bench.output.files import OutputFolder, read_marker, write
 from bench.perf import results as perf_results
 from bench.run import envinfo, executors, tasks
-from bench.run import methods as method_lists
-from bench.run.config import DEFAULT_SUITE, Overrides, Suite, apply_overrides, check_numbers
+from bench.run.config import DEFAULT_SUITE, Suite
 from bench.run.data import SOURCES
-from bench.run.device import resolve_devices
 from bench.run.models import MODELS
 from bench.run.suite_file import (
-    MAX_EPOCHS,
     MAX_PARITY_STEPS,
     MAX_RUNS,
     check_seeds,
-    parse_csv_list,
-    parse_impls,
     parse_int_list,
-    parse_methods,
-    resolve_model,
     suite_from_toml,
 )
 from bench.schema import Status
@@ -66,178 +60,6 @@ EXIT_CODES = {"Ctrl-C": 130, "SIGTERM": 143}  # 128 + the signal's number, as sh
 
 class Terminated(KeyboardInterrupt):
     """SIGTERM, raised where the program is, so it unwinds like Ctrl-C (stores roll back)."""
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        # One line, like every other input error (argparse would print the usage block too).
-        sub = self.prog.split()[-1]
-        where = "python -m bench" + ("" if sub == "bench" else f" {sub}")
-        self.exit(2, f"error: {message} (see: {where} --help)\n")
-
-
-def _float(flag: str) -> Callable[[str], float]:
-    def parse(text: str) -> float:
-        try:
-            return float(text)
-        except ValueError:
-            raise ConfigError(f"{flag} must be a number, got {text!r}") from None
-
-    return parse
-
-
-def _int(flag: str) -> Callable[[str], int]:
-    def parse(text: str) -> int:
-        try:
-            return int(text)
-        except ValueError:
-            raise ConfigError(f"{flag} must be an integer, got {text!r}") from None
-
-    return parse
-
-
-def _add_suite_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", help="suite file (TOML); default: the default suite")
-    p.add_argument(
-        "--datasets",
-        help="comma list of dataset names, name:opt=val specs or .csv paths; each is that "
-        "dataset with --model (default linear)",
-    )
-    p.add_argument("--problems", help="comma list of the suite's problems by name (see list)")
-    p.add_argument("--targets", help="target columns of a CSV dataset (comma list)")
-    p.add_argument("--features", help="feature columns of a CSV dataset (default: other numeric)")
-    p.add_argument(
-        "--task", help="with --datasets: read CSV labels as regression (default) or classification"
-    )
-    p.add_argument(
-        "--model", help="linear, mlp, mlp:hidden=N, or a factory path/to/file.py:make_model"
-    )
-    p.add_argument(
-        "--methods",
-        help="comma list of methods, or 'all'; an entry with ':' is an optimizer class, e.g. "
-        "path/to/signsgd.py:SignSGD, torch.optim:RMSprop, or name=spec",
-    )
-    p.add_argument(
-        "--hp",
-        action="append",
-        help="hyperparameters: lr=0.01 (every method), signsgd.lr=0.01, adam.betas=0.9:0.99, "
-        "signsgd.batch=full|single|mini, signsgd.batch_size=8 (repeatable)",
-    )
-    p.add_argument(
-        "--impl",
-        help="comma list of scratch, torch, torch-foreach, torch-fused (where a method has "
-        "it; a plug-in always runs as itself)",
-    )
-    p.add_argument("--epochs", type=str)
-    p.add_argument("--lr", type=str, help="learning rate for every method")
-    p.add_argument("--momentum", type=str, help="momentum of the methods that have momentum")
-    p.add_argument("--weight-decay", type=str, help="weight decay of the methods that have it")
-    p.add_argument("--batch-size", type=str, help="batch size of the minibatch methods")
-    p.add_argument("--devices", help="auto (cpu + cuda if present), cpu, cuda, or a comma list")
-    p.add_argument("--dtype", help="float32 (default) or float64")
-    p.add_argument("--seeds", help="comma list of seeds, e.g. 0,1,2")
-    p.add_argument("--holdout", type=str, help="hold-out fraction in [0, 1); 0 = none")
-    p.add_argument(
-        "--standardize",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="standardise features with training-set statistics",
-    )
-    p.add_argument("--executor", help=f"how runs are executed: {', '.join(executors.EXECUTORS)}")
-    p.add_argument("--workers", help="dask: local worker processes (default: the machine's cores)")
-    p.add_argument("--scheduler", help="dask: address of an existing scheduler, tcp://host:port")
-    p.add_argument("--threads", help="torch intra-op threads per run (default 1)")
-    p.add_argument("--out", help="output folder (new, empty, or an earlier optbench output)")
-    p.add_argument(
-        "--fresh", action="store_true", help="recompute every run instead of reusing the store"
-    )
-    p.add_argument("--max-runs", help=f"refuse more runs than this (default {MAX_RUNS})")
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="python -m bench", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    run = sub.add_parser("run", help="run a suite and write CSVs, plots and report.md")
-    _add_suite_options(run)
-    run.add_argument("--no-parity", action="store_true", help="skip the step-parity table")
-    sweep = sub.add_parser("sweep", help="tune each method on the hold-out split, rerun over seeds")
-    _add_suite_options(sweep)
-    sweep.add_argument("--select-seeds", help="seeds of the grid (selection), e.g. 0")
-    sweep.add_argument("--decades", help="grid half-width in decades around the suite's lr")
-    sweep.add_argument("--points-per-decade", help="grid density")
-    sweep.add_argument("--no-claims", action="store_true", help="skip the notebooks' claims")
-    listing = sub.add_parser("list", help="list methods, datasets, models and the suite's problems")
-    listing.add_argument("--config", help="suite file whose problems to list")
-    parity = sub.add_parser("parity", help="write parity.csv (scratch vs torch.optim)")
-    parity.add_argument("--out", default="results/parity")
-    parity.add_argument("--steps", type=str, default="100", help=f"<= {MAX_PARITY_STEPS}")
-    report = sub.add_parser("report", help="rebuild a run or sweep folder's outputs from its store")
-    report.add_argument("dir", help="an output folder of `run` or `sweep`")
-    return parser
-
-
-def _given(value: str | None) -> bool:
-    return value is not None  # empty values were refused in main(), never silently ignored
-
-
-def overrides_from_args(args: argparse.Namespace) -> Overrides:
-    generic, per_method = method_lists.parse_hp(args.hp or [])
-    g = _given
-    methods = parse_methods(args.methods, per_method) if g(args.methods) else None
-    entries = parse_csv_list(args.methods, "--methods") if g(args.methods) else ()
-    loaded_here = {
-        given or method_lists.default_name(spec)
-        for given, spec in (method_lists.plugin_name(e) for e in entries if ":" in e)
-    }
-    for name, table in per_method.items():
-        method = method_lists.get(name)
-        bad = sorted(set(table) - {*method.hparam_names, "batch_size", "batch"})
-        if bad:
-            raise ConfigError(
-                f"--hp: method {name!r} does not take {', '.join(bad)}; it takes "
-                f"{', '.join(method.hparam_names)}, batch_size"
-            )
-        if "batch" in table and name not in loaded_here:
-            raise ConfigError(
-                f"--hp: {name}.batch: only a plug-in given in --methods takes a batch regime "
-                "here (a suite's plug-in: its [methods] table)"
-            )
-    per_method = {m: {k: v for k, v in t.items() if k != "batch"} for m, t in per_method.items()}
-    o = Overrides(
-        datasets=parse_csv_list(args.datasets, "--datasets") if g(args.datasets) else None,
-        problems=parse_csv_list(args.problems, "--problems") if g(args.problems) else None,
-        targets=parse_csv_list(args.targets, "--targets") if g(args.targets) else None,
-        features=parse_csv_list(args.features, "--features") if g(args.features) else None,
-        model=resolve_model(args.model, Path.cwd()),
-        methods=methods,
-        impls=parse_impls(args.impl) if g(args.impl) else None,
-        epochs=_int("--epochs")(args.epochs) if g(args.epochs) else None,
-        lr=_float("--lr")(args.lr) if g(args.lr) else None,
-        momentum=_float("--momentum")(args.momentum) if g(args.momentum) else None,
-        weight_decay=_float("--weight-decay")(args.weight_decay) if g(args.weight_decay) else None,
-        batch_size=_int("--batch-size")(args.batch_size) if g(args.batch_size) else None,
-        devices=resolve_devices(args.devices) if g(args.devices) else None,
-        dtype=args.dtype,
-        seeds=parse_int_list(args.seeds, "--seeds") if g(args.seeds) else None,
-        holdout=_float("--holdout")(args.holdout) if g(args.holdout) else None,
-        standardize=args.standardize,
-        task=args.task,
-        hparams=generic,
-        method_hparams={m: t for m, t in per_method.items() if t},
-    )
-    check_numbers(o)
-    if o.epochs is not None and o.epochs > MAX_EPOCHS:
-        raise ConfigError(f"--epochs must be <= {MAX_EPOCHS}, got {o.epochs}")
-    if o.seeds is not None:
-        check_seeds(o.seeds, "--seeds")
-    return o
-
-
-def load_suite(args: argparse.Namespace) -> Suite:
-    config = Path(args.config) if args.config is not None else DEFAULT_SUITE
-    suite = suite_from_toml(config)  # first: it may define plug-ins that flags refer to
-    overrides = overrides_from_args(args)
-    return apply_overrides(suite, overrides)
 
 
 def _say(message: str) -> None:
@@ -495,14 +317,6 @@ COMMANDS = {
     "sweep": cmd_sweep,
     "report": cmd_report,
 }
-
-
-def _refuse_empty(args: argparse.Namespace) -> None:
-    """`--epochs ""` is an error, never 'not given' (argparse hands over the empty string)."""
-    for dest, value in vars(args).items():
-        if isinstance(value, str) and not value.strip():
-            name = dest.upper() if dest == "dir" else "--" + dest.replace("_", "-")
-            raise ConfigError(f"{name} is empty")
 
 
 def _interrupted(args: argparse.Namespace, name: str) -> int:
