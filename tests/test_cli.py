@@ -493,3 +493,25 @@ def test_an_interrupted_sweep_resumes_to_the_same_tables(capsys, tmp_path, monke
         a, b = (pd.read_csv(d / name) for d in (out, tmp_path / "ref"))
         a, b = (t.drop(columns=[c for c in timing if c in t]) for t in (a, b))
         pd.testing.assert_frame_equal(a, b, check_exact=True)
+
+
+class _TwoAtATime(SerialExecutor):
+    """Runs serially but reports itself as 2 runs in parallel (as a Dask executor would)."""
+
+    def info(self) -> dict:
+        return {**super().info(), "executor": "two", "workers": 2, "parallel_runs": 2}
+
+
+def test_parallel_timing_is_said_in_the_summary_and_survives_a_report_rebuild(
+    capsys, tmp_path, monkeypatch
+):
+    monkeypatch.setitem(cli.executors.EXECUTORS, "two", _TwoAtATime)
+    out = tmp_path / "out"
+    argv = ["run", *TINY, "--executor", "two", "--no-parity", "--out", str(out)]
+    assert cli.main(argv) == 0
+    note = "Timings: timed with 2 runs in parallel"
+    summary = (out / "report.md").read_text().split("## What was run")[0]
+    assert note in summary
+    assert cli.main(["report", str(out)]) == 0
+    assert note in (out / "report.md").read_text().split("## What was run")[0]
+    assert json.loads((out / "env.json").read_text())["executor"] == "two"

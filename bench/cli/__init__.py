@@ -139,6 +139,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             kind="run",
             command=folder.command,
             parity=not args.no_parity,
+            execution=executor.info(),  # how the runs shared the machine, for `report DIR`
         )
         _say(f"optbench: {len(specs)} runs ({suite.name} suite) on {', '.join(suite.devices)}")
         t0 = time.perf_counter()
@@ -217,6 +218,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             config=dataclasses.asdict(config),
             skipped=result.skipped,
             selection=selection_records(result.selection),
+            execution=executor.info(),
         )
         with folder.staged() as stage:
             sweep_report.write_all(stage, result, config, env)
@@ -243,7 +245,8 @@ def cmd_report(args: argparse.Namespace) -> int:
         if meta.get("kind") not in ("run", "sweep"):
             raise ConfigError(f"{args.dir}/{STORE_FILE} records no run or sweep to report")
         command = meta.get("command", "")
-        env = {**envinfo.collect(args.argv), "command": command}
+        # The machine of this rebuild, but how the stored runs were executed (and timed).
+        env = {**envinfo.collect(args.argv), **meta.get("execution", {}), "command": command}
         try:
             if meta["kind"] == "run":
                 results = cache.store.load_keys([key for key, _, _ in cache.store.manifest()])

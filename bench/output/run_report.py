@@ -17,7 +17,7 @@ from bench.analysis import summary as summaries
 from bench.analysis import targets
 from bench.analysis.stats import median_ci
 from bench.analysis.tables import parity_by_method, tables, time_ratio
-from bench.analysis.timing import ELAPSED_CAPTION, time_note
+from bench.analysis.timing import ELAPSED_CAPTION, parallel_note, time_note
 from bench.output import deepobs, html, interactive, plots, trajectories
 from bench.output.doc import Doc, Figure, Raw, Section, Table, markdown, methods_section
 from bench.output.files import write
@@ -207,7 +207,8 @@ def build_doc(
 ) -> Doc:
     ttt = targets.time_to_target(runs, epochs)
     runs = runs.merge(ttt, on="run_id", how="left")
-    summary = summaries.build(runs, epochs)
+    shared = [f"Timings: {parallel_note(env)}."] if parallel_note(env) else []
+    summary = summaries.build(runs, epochs, extra_anomalies=shared)
     optimum = targets.reference_optimum(runs, epochs)
     devices = list(dict.fromkeys(runs["device"]))
     seeds = sorted(set(runs["seed"]))

@@ -257,7 +257,10 @@ def build_doc(
         tuned_epochs,
         rel_tol=config.rel_tol,
         target=config.target,
-        extra_anomalies=edge_anomalies(sweep.selection),
+        extra_anomalies=[
+            *edge_anomalies(sweep.selection),
+            *([f"Timings: {parallel_note(env)}."] if parallel_note(env) else []),
+        ],
     )
     protocol = [
         f"**Grid**: {len(factors)} learning rates per method, the suite's learning rate x "
