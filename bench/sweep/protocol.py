@@ -258,9 +258,13 @@ def run_sweep(
     if config.claims:
         labelled = claims.claim_specs(config.seeds)
         phases.append(("claims", [s for _, s in labelled], [lab for lab, _ in labelled]))
+    # The reruns do not depend on each other: one batch, so a parallel executor waits for its
+    # slowest run once, not once per phase.
+    rerun = runs.results([s for _, specs, _ in phases for s in specs], "reruns")
     for phase, specs, labels in phases:
         entries += zip(specs, [phase] * len(specs), labels, strict=True)
-        results += _tag(runs.results(specs, f"{phase} runs"), phase, labels)
+        results += _tag(rerun[: len(specs)], phase, labels)
+        rerun = rerun[len(specs) :]
     return assemble(results, skipped, entries, selection)
 
 

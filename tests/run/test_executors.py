@@ -24,7 +24,13 @@ import optimizers
 from bench import cli
 from bench.run.config import Problem, Suite
 from bench.run.executors import SerialExecutor, run_all
-from bench.run.executors.dask import DaskExecutor
+from bench.run.executors.dask import (
+    MAX_RUNS_PER_TASK,
+    TASK_SECONDS,
+    TASKS_PER_SLOT,
+    DaskExecutor,
+    chunk_size,
+)
 from bench.run.runner import RunResult, run
 from bench.run.spec import RunSpec
 
@@ -94,11 +100,18 @@ def _kill_worker_once(spec: RunSpec, victim: str, marker: str) -> RunResult:
     return RunResult(result.spec, result.rows, {**result.summary, "pid": os.getpid()})
 
 
-def test_a_killed_worker_loses_nothing(cluster, tmp_path):
+@pytest.mark.parametrize("runs_per_task", [None, 3], ids=["one-run-tasks", "three-run-tasks"])
+def test_a_killed_worker_loses_nothing(cluster, tmp_path, runs_per_task):
+    """The worker dies in the middle of a task; with three runs per task the run before the
+    victim, finished in the dead worker, is lost with it and redone too."""
     specs = suite_specs()
-    victim, marker = specs[len(specs) // 2].run_id, tmp_path / "killed"
+    victim, marker = specs[4].run_id, tmp_path / "killed"
     fn = partial(_kill_worker_once, victim=victim, marker=str(marker))
-    with deadline(DEADLINE_S), DaskExecutor(scheduler=cluster.scheduler_address) as executor:
+    executor = DaskExecutor(scheduler=cluster.scheduler_address, runs_per_task=runs_per_task)
+    with deadline(DEADLINE_S):
+        with distributed.Client(cluster) as client:  # a worker killed before is back
+            client.wait_for_workers(2)
+    with deadline(DEADLINE_S), executor:
         info = executor.info()
         results = run_all(specs, executor, fn=fn)
     assert marker.exists(), "the victim never ran, so no worker was killed"
@@ -106,6 +119,8 @@ def test_a_killed_worker_loses_nothing(cluster, tmp_path):
     assert [r.spec for r in results] == specs
     (redone,) = [r for r in results if r.spec.run_id == victim]
     assert redone.summary["pid"] != killed
+    if runs_per_task == 3:  # specs 3, 4, 5 are one task: all three ran again, elsewhere
+        assert {r.summary["pid"] for r in results[3:]} == {redone.summary["pid"]}
     assert {r.summary["torch_threads"] for r in results} == {1}
     assert losses(results) == losses(run_all(specs, SerialExecutor()))
     assert (info["workers"], info["parallel_runs"], info["torch_threads"]) == (2, 2, 1)
@@ -175,3 +190,46 @@ def test_sweep_on_a_local_dask_cluster_equals_the_serial_sweep(tmp_path, capsys)
         2,
         "local cluster on 127.0.0.1",
     )
+
+
+def test_chunks_are_about_task_seconds_of_work_and_shrink_toward_the_end():
+    """Guided self-scheduling: one run per task until a run's cost is known, then about
+    TASK_SECONDS of work, never more than remaining / (TASKS_PER_SLOT x slots) runs."""
+    assert chunk_size(1000, 2, None) == 1
+    assert chunk_size(1000, 2, TASK_SECONDS / 10) == 10
+    assert chunk_size(1000, 2, TASK_SECONDS * 5) == 1  # a run longer than a task: alone
+    assert chunk_size(10**6, 2, 1e-9) == MAX_RUNS_PER_TASK
+    assert chunk_size(40, 2, TASK_SECONDS / 10) == 40 // (TASKS_PER_SLOT * 2)
+    assert chunk_size(3, 2, TASK_SECONDS / 10) == 1
+    # A whole batch handed out: every run exactly once, the last tasks single runs.
+    sizes, left = [], 2015
+    while left:
+        sizes.append(chunk_size(left, 2, TASK_SECONDS / 10))
+        left -= sizes[-1]
+    assert sum(sizes) == 2015
+    assert sizes == sorted(sizes, reverse=True)
+    assert sizes[-TASKS_PER_SLOT * 2 :] == [1] * (TASKS_PER_SLOT * 2)
+    assert max(sizes) == 10
+
+
+def test_chunked_tasks_give_every_result_once_in_order(cluster):
+    """Many runs on two workers in tasks of several runs: each spec's result, in order,
+    equal to the serial executor's; the executor measured what a run costs."""
+    suite = Suite(
+        problems=(Problem("crops5", hparams={"lr": 1e-5}),),
+        methods=("gd", "sgd"),
+        impls=("scratch",),
+        seeds=tuple(range(12)),
+        epochs=2,
+    )
+    specs = suite.expand()
+    with deadline(DEADLINE_S), DaskExecutor(scheduler=cluster.scheduler_address) as executor:
+        first = run_all(specs, executor)
+        tally = dict(executor.tally)
+        second = run_all(specs, executor)  # run costs known: several runs per task from the start
+    assert tally["runs"] == executor.tally["runs"] - tally["runs"] == len(specs)
+    assert tally["seconds"] > 0
+    assert executor.tally["tasks"] - tally["tasks"] < len(specs)  # some tasks ran several
+    assert [r.spec for r in first] == [r.spec for r in second] == specs
+    serial = losses(run_all(specs, SerialExecutor()))
+    assert losses(first) == losses(second) == serial

@@ -5,27 +5,36 @@ cores) is started on 127.0.0.1, without a dashboard, and closed with the executo
 `scheduler="tcp://host:port"` an existing cluster is used (`dask scheduler` + `dask worker
 --nthreads 1`, or dask-jobqueue's `SLURMCluster`, see the README) and only the client is closed.
 
-Each task is one run: `_run_task(fn, spec, plugins, threads)`. The spec is a frozen dataclass
-and pickles as is; plug-in optimizers (`optimizers.plugin_methods()`) travel with every task and
-are registered in the worker before the run, so a worker started before they were loaded still
-knows them. Each worker pins torch to `threads` intra-op threads (a worker plugin at start-up,
-and again in the task's own thread): the same count as the serial path, so the same losses.
+Each task is a few runs, one after another: `_run_tasks(fn, specs, plugins, threads)`. Dask
+spends ~17 ms of CPU on every task (client, scheduler and worker together, measured with no-op
+tasks on this 2-core machine), as much as a tenth of a typical run here, and on a machine whose
+cores all run workers that overhead is taken from the runs. So runs are handed out in chunks
+sized by guided self-scheduling (`chunk_size`): about `TASK_SECONDS` of work each (estimated
+from the runs finished so far), but never more than the remaining runs / (4 x the parallel
+slots), so chunks shrink toward the end of a batch and no worker is left alone with a long tail.
+A spec is a frozen dataclass and pickles as is; plug-in optimizers
+(`optimizers.plugin_methods()`) travel with every task and are registered in the worker before
+the run, so a worker started before they were loaded still knows them. Each worker pins torch to
+`threads` intra-op threads (a worker plugin at start-up, and again in the task's own thread):
+the same count as the serial path, so the same losses.
 
-Results are yielded as they finish (`distributed.as_completed`), at most `in_flight` submitted
-at a time, so a suite of thousands of runs never floods the scheduler and a crash of the client
-loses only the runs in flight. A worker that dies mid-run (killed, out of memory) loses its run:
-the scheduler reschedules it on another worker (up to `distributed.scheduler.allowed-failures`
-times), and `retries` resubmits a task that raised. The cluster and client are closed on every
-way out: the end of the `with` block, an error, KeyboardInterrupt.
+Results are yielded as their task finishes (`distributed.as_completed`), at most `in_flight`
+tasks submitted at a time, so a suite of thousands of runs never floods the scheduler and a
+crash of the client loses only the runs in flight (the chunks being run, at most about
+`TASK_SECONDS` of work per worker). A worker that dies mid-task (killed, out of memory) loses
+its chunk: the scheduler reschedules it on another worker (up to
+`distributed.scheduler.allowed-failures` times), and `retries` resubmits a task that raised. The
+cluster and client are closed on every way out: the end of the `with` block, an error,
+KeyboardInterrupt.
 
 `distributed` is imported when the executor starts, not when optbench starts (it takes ~1.5 s).
 """
 
 from __future__ import annotations
 
-import itertools
 import logging
 import os
+import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -39,23 +48,41 @@ from bench.run.spec import RunSpec
 RETRIES = 2  # resubmissions of a task that raised (a worker lost mid-transfer, say)
 CONNECT_TIMEOUT_S = 30  # to reach an existing scheduler
 WAIT_FOR_WORKERS_S = 300  # an existing cluster's first worker (a batch job may be queued)
-IN_FLIGHT_PER_SLOT = 4  # submitted-but-unfinished runs per parallel slot: workers never idle
+IN_FLIGHT_PER_SLOT = 4  # submitted-but-unfinished tasks per parallel slot: workers never idle
+TASK_SECONDS = 1.0  # the work a task is sized for: Dask's ~17 ms per task is then ~2% of it
+MAX_RUNS_PER_TASK = 64
+TASKS_PER_SLOT = 4  # guided self-scheduling: a task takes at most remaining / (4 x slots) runs
 # Dask's workers sample their task's stack every 10 ms by default (for the dashboard's profile):
 # measured at 15-20% of a worker's CPU on these runs, and it holds the GIL while it samples.
 LOCAL_CONFIG = {"distributed.worker.profile.enabled": False}
 
 
-def _run_task(
+def chunk_size(remaining: int, slots: int, run_seconds: float | None) -> int:
+    """How many of the `remaining` runs the next task takes (guided self-scheduling).
+
+    About TASK_SECONDS of work at `run_seconds` per run (1 while no run has finished: nothing
+    is known yet), capped by remaining / (TASKS_PER_SLOT x slots), so that the last tasks of
+    a batch are single runs and the workers finish together, and by MAX_RUNS_PER_TASK.
+    """
+    guided = remaining // (TASKS_PER_SLOT * max(1, slots))
+    wanted = 1 if not run_seconds else int(TASK_SECONDS / max(run_seconds, 1e-6))
+    return max(1, min(wanted, guided, MAX_RUNS_PER_TASK, remaining))
+
+
+def _run_tasks(
     fn: Callable[[RunSpec], RunResult],
-    spec: RunSpec,
+    specs: Sequence[RunSpec],
     plugins: Sequence[optimizers.Method],
     threads: int,
-) -> RunResult:
-    """One run in a worker: the client's plug-in methods registered, torch's threads pinned."""
+) -> tuple[list[RunResult], float]:
+    """Runs in a worker, one after another: the client's plug-in methods registered, torch's
+    threads pinned. Returns the results and the seconds they took (for sizing chunks)."""
     for method in plugins:
         optimizers.register(method, exist_ok=True)
     set_threads(threads)
-    return fn(spec)
+    start = time.perf_counter()
+    results = [fn(spec) for spec in specs]
+    return results, time.perf_counter() - start
 
 
 def _worker_plugin(threads: int) -> Any:
@@ -88,7 +115,10 @@ class DaskExecutor:
         threads: int = DEFAULT_THREADS,
         retries: int = RETRIES,
         in_flight: int | None = None,
+        runs_per_task: int | None = None,
     ) -> None:
+        """`in_flight` tasks submitted at a time (default IN_FLIGHT_PER_SLOT per slot);
+        `runs_per_task` fixes the chunk size (default: `chunk_size`, adaptive)."""
         if workers is not None and scheduler is not None:
             raise ConfigError(
                 "give --workers (a local cluster) or --scheduler (an existing one), not both"
@@ -100,6 +130,11 @@ class DaskExecutor:
         self.threads = check_count("threads", threads)
         self.retries = retries
         self.in_flight = in_flight
+        self.runs_per_task = (
+            None if runs_per_task is None else check_count("runs_per_task", runs_per_task)
+        )
+        # What the runs cost, across batches (a sweep's phases): sizes the chunks.
+        self.tally = {"tasks": 0, "runs": 0, "seconds": 0.0}
         self._client: Any = None
         self._cluster: Any = None
         self._info: dict[str, Any] = {}
@@ -230,19 +265,31 @@ class DaskExecutor:
         from distributed import as_completed
 
         plugins = tuple(optimizers.plugin_methods())
-        limit = self.in_flight or IN_FLIGHT_PER_SLOT * max(1, self._info["parallel_runs"])
-        pending = iter(specs)
+        slots = max(1, self._info["parallel_runs"])
+        limit = self.in_flight or IN_FLIGHT_PER_SLOT * slots
+        taken = 0
 
-        def submit(spec: RunSpec) -> Any:
+        def submit_next() -> Any:
+            """The next chunk of specs as one task (None when every spec is submitted)."""
+            nonlocal taken
+            if taken == len(specs):
+                return None
+            runs, seconds = self.tally["runs"], self.tally["seconds"]
+            size = self.runs_per_task or chunk_size(
+                len(specs) - taken, slots, seconds / runs if runs else None
+            )
+            chunk = list(specs[taken : taken + size])
+            taken += len(chunk)
             return self._client.submit(
-                _run_task, fn, spec, plugins, self.threads, retries=self.retries, pure=False
+                _run_tasks, fn, chunk, plugins, self.threads, retries=self.retries, pure=False
             )
 
-        futures = as_completed([submit(s) for s in itertools.islice(pending, limit)])
+        first = [submit_next() for _ in range(limit)]
+        futures = as_completed([f for f in first if f is not None])
         try:
             for future in futures:
                 try:
-                    result = future.result()
+                    results, seconds = future.result()
                 except RuntimeError as exc:  # the scheduler unpickles specs: it needs optbench
                     if "deserialization of the task graph" not in str(exc):
                         raise
@@ -251,10 +298,13 @@ class DaskExecutor:
                         "with the optbench checkout on its path: PYTHONPATH=/path/to/optbench"
                     ) from None
                 future.release()
-                nxt = next(pending, None)
+                self.tally["tasks"] += 1
+                self.tally["runs"] += len(results)
+                self.tally["seconds"] += seconds
+                nxt = submit_next()
                 if nxt is not None:
-                    futures.add(submit(nxt))
-                yield result
+                    futures.add(nxt)
+                yield from results
         finally:
             # Interrupted or failed: nothing is left running for a result nobody will read.
             left = list(futures.futures)
