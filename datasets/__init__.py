@@ -31,7 +31,14 @@ from datasets.csvfile import load_csv
 from datasets.deepobs import DEEPOBS_BASELINES, QuadraticProblem, quadratic_deep
 from datasets.functions2d import FUNCTIONS_2D, Function2D, function_2d, functions_2d
 from datasets.optimum import Optimum, closed_form, least_squares, reference_optimum
-from datasets.preprocess import Split, Standardizer, make_split, split, standardize
+from datasets.preprocess import (
+    Split,
+    Standardizer,
+    make_split,
+    split,
+    split_rows,
+    standardize,
+)
 from datasets.real import breast_cancer, diabetes, digits, linnerud
 from datasets.registry import (
     REGISTRY,
@@ -83,6 +90,7 @@ __all__ = [
     "sales5",
     "sales15",
     "split",
+    "split_rows",
     "standardize",
     "task_of",
 ]

@@ -215,25 +215,16 @@ def problem_data(
     ds, n_train = _load(spec, targets, features, task)
     if standardize and n_train is not None:
         raise ConfigError(f"{ds.name} has no features to standardise")
-    train, hold = _split(spec, targets, features, task, holdout, seed)
-    X_train, X_hold = _rows(ds.X, train), ds.X[hold]
-    if standardize:
-        scaler = datasets.Standardizer.fit(X_train)
-        X_train, X_hold = scaler.transform(X_train), scaler.transform(X_hold)
-    Y_train, Y_hold = _rows(ds.Y, train), ds.Y[hold]
+    part = datasets.split_rows(
+        ds, *_split(spec, targets, features, task, holdout, seed), standardize=standardize
+    )
+    X_train, Y_train, X_hold, Y_hold = part.X_train, part.Y_train, part.X_holdout, part.Y_holdout
     loss_star, note = math.nan, "the task gives its own optimum"
     if n_train is None:  # a source's task knows its optimum; datasets' have a reference one
         best = datasets.reference_optimum(ds.task, X_train, Y_train)
         loss_star, note = float(best.loss), best.reason or ""
     n_classes = ds.n_classes if ds.task == "classification" else 0
     return ProblemData(ds.name, X_train, Y_train, X_hold, Y_hold, loss_star, n_classes, note)
-
-
-def _rows(a: np.ndarray, idx: np.ndarray) -> np.ndarray:
-    """`a[idx]`, except that all rows in order (no hold-out) is `a` itself rather than a copy."""
-    if len(idx) == len(a):  # split() returns sorted, disjoint indices: this is arange(n)
-        return a
-    return a[idx]
 
 
 @lru_cache(maxsize=4)

@@ -564,6 +564,25 @@ def test_make_split_uses_default_holdout_and_gathers_rows():
     assert datasets.make_split(datasets.load("crops5")).X_holdout.shape == (0, 3)
 
 
+def test_split_rows_shares_the_datasets_arrays_only_when_every_row_trains():
+    """No hold-out: the training arrays are the dataset's own (a big set is held once); with
+    a hold-out, or rows out of order, they are gathered copies, equal either way."""
+    ds = datasets.load("sales15")
+    every = np.arange(ds.n)
+    whole = datasets.split_rows(ds, every, every[:0])
+    assert np.shares_memory(whole.X_train, ds.X)
+    assert np.shares_memory(whole.Y_train, ds.Y)
+    assert np.shares_memory(datasets.make_split(ds, 0.0).X_train, ds.X)
+    for train, hold in ((every[::-1], every[:0]), (every[2:], every[:2])):
+        part = datasets.split_rows(ds, train, hold)
+        assert not np.shares_memory(part.X_train, ds.X)
+        np.testing.assert_array_equal(part.X_train, ds.X[train])
+        np.testing.assert_array_equal(part.Y_holdout, ds.Y[hold])
+    scaled = datasets.split_rows(ds, every, every[:0], standardize=True)
+    assert not np.shares_memory(scaled.X_train, ds.X)  # scaling never writes into the dataset
+    np.testing.assert_array_equal(scaled.X_train, datasets.standardize(ds.X)[0])
+
+
 def test_make_split_standardises_features_with_training_statistics_only():
     ds = datasets.load("sales15")
     part = datasets.make_split(ds, 0.2, seed=4, standardize=True)

@@ -108,9 +108,8 @@ def test_a_killed_worker_loses_nothing(cluster, tmp_path, runs_per_task):
     victim, marker = specs[4].run_id, tmp_path / "killed"
     fn = partial(_kill_worker_once, victim=victim, marker=str(marker))
     executor = DaskExecutor(scheduler=cluster.scheduler_address, runs_per_task=runs_per_task)
-    with deadline(DEADLINE_S):
-        with distributed.Client(cluster) as client:  # a worker killed before is back
-            client.wait_for_workers(2)
+    with deadline(DEADLINE_S), distributed.Client(cluster) as client:
+        client.wait_for_workers(2)  # a worker killed by an earlier test is back
     with deadline(DEADLINE_S), executor:
         info = executor.info()
         results = run_all(specs, executor, fn=fn)
