@@ -175,8 +175,7 @@ def _generalisation(runs: pd.DataFrame) -> Block | None:
     hold = runs[np.isfinite(runs["final_holdout_loss"].astype(float))]
     if hold.empty:
         return None
-    acc = "final_holdout_accuracy" in hold and hold["final_holdout_accuracy"].notna().any()
-    rows = []
+    rows, accuracy = [], []
     for problem, g in hold.groupby("problem", sort=False):
         per_seed = _per_seed(g, "final_holdout_loss", inf_if_diverged=True)
         winner = ranked(per_seed)
@@ -185,20 +184,18 @@ def _generalisation(runs: pd.DataFrame) -> Block | None:
         best = winner[0]
         b = g[g["method"] == best]
         gap = (b["final_holdout_loss"] - b["final_train_loss"]).astype(float)
-        row = [problem, _winner(per_seed) or fmt.MISSING]
-        row.append(median_ci(gap.to_numpy()).text())
-        if acc:
-            a = b["final_holdout_accuracy"].astype(float)
-            row.append(median_ci(a.to_numpy()).text() if a.notna().any() else fmt.MISSING)
-        rows.append(row)
+        rows.append([problem, _winner(per_seed) or fmt.MISSING, median_ci(gap.to_numpy()).text()])
+        a = b.get("final_holdout_accuracy", pd.Series(dtype=float)).astype(float)
+        if a.notna().any():  # classification problems only: a column would be mostly empty
+            accuracy.append(f"{problem} ({best}) {median_ci(a.to_numpy()).text()}")
     header = ["problem", "lowest hold-out loss", "its gap (hold-out - train)"]
-    if acc:
-        header.append("its hold-out accuracy")
     note = (
         "Gap = final hold-out loss - final training loss (positive: worse on unseen rows); "
         "median [95% interval] over seeds, each seed with its own split. Every method's gap: "
         "see the details."
     )
+    if accuracy:
+        note += f" Hold-out accuracy of that method: {'; '.join(accuracy)}."
     return Block("Generalisation: hold-out loss and gap", header, rows, note)
 
 

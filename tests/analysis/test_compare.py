@@ -83,3 +83,19 @@ def test_summary_lists_divergence_as_an_anomaly():
     runs.loc[runs["run_id"] == "sgd-1", "status"] = "diverged"
     lines = summary.build(runs, epochs).lines
     assert "Diverged runs: sgd on p (1 of 3)." in lines
+
+
+def test_hold_out_accuracy_is_said_for_classification_problems_only():
+    """A second problem with accuracy (classification) next to one without (regression): the
+    generalisation table keeps three columns, and its note gives the classifier's accuracy."""
+    runs, epochs = _tables({"gd": [8, 9, 10], "sgd": [2, 3, 4]})
+    runs["final_holdout_loss"] = runs["final_train_loss"] + 1.0
+    runs["final_holdout_accuracy"] = math.nan
+    clf = runs.assign(problem="c", run_id=runs["run_id"] + "-c")
+    clf["final_holdout_accuracy"] = [0.5, 0.6, 0.7, 0.9, 0.92, 0.94]  # gd x 3, sgd x 3
+    clf.loc[clf["method"] == "sgd", "final_holdout_loss"] -= 0.5  # sgd generalises best
+    both = pd.concat([runs, clf], ignore_index=True)
+    block = summary.build(both, pd.concat([epochs, epochs.assign(problem="c")])).blocks[2]
+    assert block.header == ["problem", "lowest hold-out loss", "its gap (hold-out - train)"]
+    assert [r[0] for r in block.rows] == ["p", "c"]
+    assert block.note.endswith("Hold-out accuracy of that method: c (sgd) 0.92 [0.9, 0.94].")
