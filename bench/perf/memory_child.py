@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     )  # building a spec builds an optimizer, which loads the rest of torch.optim
     baseline = rss_bytes("VmRSS")
     result = run(spec)
-    ds = load_dataset(spec.dataset, None, None)
+    ds = load_dataset(spec.dataset, spec.targets, spec.features, spec.task)  # the run's own
     out = {
         "n": n,
         "epochs": EPOCHS,

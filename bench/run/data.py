@@ -90,8 +90,24 @@ def dataset_task(spec: str, explicit: str | None = None) -> str:
     return declared
 
 
-@lru_cache(maxsize=32)
 def _load(
+    spec: str,
+    targets: tuple[str, ...] | None,
+    features: tuple[str, ...] | None,
+    task: str | None,
+) -> tuple[datasets.Dataset, int | None]:
+    """The dataset and a source's fixed training size, loaded once per dataset: a registered
+    dataset's task can only repeat its own, so asking with its task or with none is one cache
+    entry (else a 1e6-row set asked both ways would be held twice)."""
+    if task is not None and spec.strip().partition(":")[0] in datasets.REGISTRY:
+        found = _loaded(spec, targets, features, None)
+        if found[0].task == task:
+            return found
+    return _loaded(spec, targets, features, task)  # a CSV file, or the error a wrong task is
+
+
+@lru_cache(maxsize=32)
+def _loaded(
     spec: str,
     targets: tuple[str, ...] | None,
     features: tuple[str, ...] | None,
