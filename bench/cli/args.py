@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from bench.errors import ConfigError
 from bench.run import executors
@@ -40,24 +40,24 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"error: {message} (see: {where} --help)\n")
 
 
-def _float(flag: str) -> Callable[[str], float]:
-    def parse(text: str) -> float:
+def _converted(flag: str, convert: Callable[[str], Any], what: str) -> Callable[[str], Any]:
+    """An argparse `type`: `convert(text)`, or a ConfigError naming the flag and `what`."""
+
+    def parse(text: str) -> Any:
         try:
-            return float(text)
+            return convert(text)
         except ValueError:
-            raise ConfigError(f"{flag} must be a number, got {text!r}") from None
+            raise ConfigError(f"{flag} must be {what}, got {text!r}") from None
 
     return parse
+
+
+def _float(flag: str) -> Callable[[str], float]:
+    return _converted(flag, float, "a number")
 
 
 def _int(flag: str) -> Callable[[str], int]:
-    def parse(text: str) -> int:
-        try:
-            return int(text)
-        except ValueError:
-            raise ConfigError(f"{flag} must be an integer, got {text!r}") from None
-
-    return parse
+    return _converted(flag, int, "an integer")
 
 
 def _add_suite_options(p: argparse.ArgumentParser) -> None:

@@ -59,26 +59,18 @@ def sensitivity(grid_runs: pd.DataFrame, selection: pd.DataFrame, path: Path) ->
                 marker="o",
                 ms=3,
             )
-            over = ~np.isfinite(m["score"])
-            ax.scatter(
-                m["lr"][over],
-                np.full(over.sum(), top),
-                marker="x",
-                color=color,
-                s=30,
-                clip_on=False,
-                zorder=5,
-            )
-            high = np.isfinite(m["score"]) & (m["score"] > top)
-            ax.scatter(
-                m["lr"][high],
-                np.full(high.sum(), top),
-                marker="^",
-                color=color,
-                s=26,
-                clip_on=False,
-                zorder=5,
-            )
+            over = ~np.isfinite(m["score"])  # diverged: x at the top edge
+            high = np.isfinite(m["score"]) & (m["score"] > top)  # off the scale: ^ there
+            for at, marker, size in ((over, "x", 30), (high, "^", 26)):
+                ax.scatter(
+                    m["lr"][at],
+                    np.full(at.sum(), top),
+                    marker=marker,
+                    color=color,
+                    s=size,
+                    clip_on=False,
+                    zorder=5,
+                )
         for row in chosen[
             (chosen["problem"] == problem) & chosen["method"].isin(methods)
         ].itertuples():
