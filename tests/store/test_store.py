@@ -9,6 +9,7 @@ import subprocess
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -61,6 +62,38 @@ def test_the_store_is_plain_sql(results, tmp_path):
     assert n == 4  # epochs 0..3
     frame = pd.read_sql("SELECT method, seed, final_train_loss FROM runs", db)
     assert frame["final_train_loss"].iloc[0] == results[0].summary["final_train_loss"]
+
+
+def _with(result: RunResult, seed: int, **extra) -> RunResult:
+    """The result as another seed's run, its summary and every epoch row carrying `extra`."""
+    rows = [{**row, **extra} for row in result.rows]
+    return RunResult(replace(result.spec, seed=seed), rows, {**result.summary, **extra})
+
+
+def test_columns_another_writer_added_are_seen_and_odd_values_stored(results, tmp_path):
+    """Two connections to one file: a column the other one added is reused, not added twice
+    (the column cache is refreshed on a miss); numpy scalars and rows missing a key store
+    as plain values and NULL."""
+    path = tmp_path / "s.sqlite"
+    with Store(path) as a, Store(path) as b:
+        a.put(results[0])  # a caches the columns
+        b.put(_with(results[0], 11, new_metric=1.5))  # b adds one
+        a.put(_with(results[0], 12, new_metric=np.float32(2.5), flag=np.bool_(True)))
+        odd = _with(results[0], 13)
+        odd.rows[-1].pop("train_loss")  # a row without a column the first row has
+        a.put(odd)
+        back = a.load_keys(
+            [run_key(r.spec) for r in (results[0], odd)]
+            + [run_key(replace(results[0].spec, seed=s)) for s in (11, 12)]
+        )
+    metric = [r.summary["new_metric"] for r in back]
+    assert math.isnan(metric[0])
+    assert math.isnan(metric[1])
+    assert metric[2:] == [1.5, 2.5]
+    assert back[3].summary["flag"] is True
+    assert back[3].rows[0]["new_metric"] == 2.5
+    assert math.isnan(back[1].rows[-1]["train_loss"])  # NULL in a REAL column reads NaN
+    assert back[1].rows[0]["train_loss"] == odd.rows[0]["train_loss"]
 
 
 def test_the_key_changes_with_what_changes_the_numbers(monkeypatch, tmp_path):
