@@ -98,11 +98,11 @@ def _load(
 ) -> tuple[datasets.Dataset, int | None]:
     """The dataset and a source's fixed training size, loaded once per dataset: a registered
     dataset's task can only repeat its own, so asking with its task or with none is one cache
-    entry (else a 1e6-row set asked both ways would be held twice)."""
-    if task is not None and spec.strip().partition(":")[0] in datasets.REGISTRY:
-        found = _loaded(spec, targets, features, None)
-        if found[0].task == task:
-            return found
+    entry (else a 1e6-row set asked both ways would be held twice). Its task is known from the
+    registry, so a wrong one is an error before anything is loaded."""
+    name = spec.strip().partition(":")[0]
+    if task is not None and name in datasets.REGISTRY and datasets.task_of(name) == task:
+        task = None
     return _loaded(spec, targets, features, task)  # a CSV file, or the error a wrong task is
 
 

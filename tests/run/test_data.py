@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+import datasets
 from bench.errors import ConfigError
 from bench.run import data
 
@@ -25,3 +26,19 @@ def test_a_task_the_dataset_does_not_have_is_still_an_error():
     data.load_dataset(SPEC)  # cached without a task: the wrong task must not slip through
     with pytest.raises(ConfigError, match="regression dataset; task='classification'"):
         data.load_dataset(SPEC, task="classification")
+
+
+def test_a_wrong_task_is_an_error_before_the_dataset_is_loaded(monkeypatch):
+    """The task of a registered dataset is read from the registry: asked with the wrong one,
+    a (1e6-row, say) set is refused without being built first."""
+    tasks = []
+    real = datasets.load
+
+    def spy(spec, **kw):
+        tasks.append(kw.get("task"))
+        return real(spec, **kw)
+
+    monkeypatch.setattr(datasets, "load", spy)
+    with pytest.raises(ConfigError, match="regression dataset; task='classification'"):
+        data.load_dataset("synthetic:n=200:d=2:seed=5", task="classification")
+    assert tasks == ["classification"]  # one call, refused; no build with task None first
