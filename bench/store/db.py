@@ -49,8 +49,8 @@ _FIXED = {
 
 
 # Values SQLite binds as they are. An epoch row is mostly these; checking each value's type in
-# one C-level pass and converting only a batch that needs it makes `put` ~4x cheaper than a
-# `_plain` call per value (measured: 75% of put's time was those calls).
+# one C-level pass and converting only a batch that needs it halves `put` (1.25 -> 0.6 ms per
+# run in memory, measured), where a `_plain` call per value was three quarters of its time.
 _BINDABLE = frozenset({float, int, str, bool, bytes, type(None)})
 
 
