@@ -26,7 +26,6 @@ import contextlib
 import itertools
 import json
 import math
-import operator
 import sqlite3
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime, timezone
@@ -135,11 +134,7 @@ class Store:
         cols = ", ".join(f'"{n}"' for n in names)
         marks = ", ".join("?" * len(names))
         verb = "INSERT OR REPLACE" if replace else "INSERT"
-        values: list[Sequence[Any]]
-        if len(names) > 1 and all(r.keys() == records[0].keys() for r in records):
-            values = list(map(operator.itemgetter(*names), records))
-        else:
-            values = [[r.get(n) for n in names] for r in records]
+        values = [[r.get(n) for n in names] for r in records]
         if not _BINDABLE.issuperset(map(type, itertools.chain.from_iterable(values))):
             values = [[_plain(v) for v in row] for row in values]
         self._db.executemany(f'{verb} INTO "{table}" ({cols}) VALUES ({marks})', values)
