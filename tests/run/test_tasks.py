@@ -24,7 +24,7 @@ from bench.run.suite_file import suite_from_toml
 
 # Computed with main's code at 0e857e1 (before tasks): the default suite's run of each method
 # on each problem, seed 1, scratch: run id, init hash, final train and hold-out loss (hex),
-# loss* (hex), steps per epoch.
+# loss* (hex; equal to ~1e-13 relative, see below), steps per epoch.
 MAIN = [
     ("crops15", "gd", "gd-scratch-cpu-s1-7accbfd0", "b4dc06c55a585470", "0x1.1c40a2p+9",
      "0x1.095d96p+10", "0x1.69602c059e9a9p-1", 1),
@@ -57,7 +57,10 @@ def test_regression_numbers_are_bitwise_those_of_main(
     if star is None:
         assert math.isnan(result.summary["loss_star"])
     else:
-        assert result.summary["loss_star"] == float.fromhex(star)
+        # loss* is a float64 least-squares solve through numpy's BLAS, whose kernels differ by
+        # CPU (1 ulp apart on an AMD EPYC against the machine these numbers came from); the
+        # torch losses above are bitwise on both.
+        assert result.summary["loss_star"] == pytest.approx(float.fromhex(star), rel=1e-13)
     assert math.isnan(last["train_accuracy"])
     assert math.isnan(last["holdout_accuracy"])
 
