@@ -15,8 +15,10 @@ class Status:
     """How a run ended (benchopt-style explicit set, never a loose string)."""
 
     OK: Final = "ok"
-    DIVERGED: Final = "diverged"  # a non-finite loss, gradient, parameter or optimizer state
-    ALL: Final = (OK, DIVERGED)
+    DIVERGED: Final = "diverged"  # a non-finite loss, parameter or optimizer state
+    FAILED: Final = "failed"  # a plug-in raised (its message is the run's `error`)
+    TIMEOUT: Final = "timeout"  # the run took longer than its --timeout
+    ALL: Final = (OK, DIVERGED, FAILED, TIMEOUT)
 
 
 # epochs.csv: one row per run and epoch (epoch 0 = the initial weights).
@@ -31,7 +33,7 @@ EPOCH_COLUMNS: Final = [
     "dtype",
     "seed",
     "batch_size",
-    "lr",
+    "lr",  # the rate in effect at the end of the epoch (the schedule's; the first group's)
     "hparams",
     "init_hash",
     "epoch",
@@ -43,6 +45,7 @@ EPOCH_COLUMNS: Final = [
     "epoch_cpu_s",  # CPU time of the process over the same region (see bench.run.device)
     "elapsed_s",  # cumulative training time, a disturbed epoch counted at the run's median
     "disturbed",  # the epoch's wall time is far above the run's median or its CPU time
+    "evals",  # loss/gradient evaluations in the epoch (a step of a closure optimizer: several)
     "status",
 ]
 # Evaluated after every epoch on the whole training and hold-out sets; a metric a task does not

@@ -37,6 +37,7 @@ Recommended flow for a CLI:
 
 from __future__ import annotations
 
+from . import loading
 from .adam import Adam, AdamW
 from .builtin import BUILTIN_METHODS
 from .plugins import DEFAULT_BATCH_SIZE, method_from_path, resolve_methods
@@ -56,6 +57,7 @@ from .registry import (
     register,
     register_method,
     register_rule,
+    wrapped_argument,
 )
 from .sgd import SGD
 
@@ -75,6 +77,7 @@ __all__ = [
     "Rule",
     "build",
     "get",
+    "loading",
     "method_from_path",
     "names",
     "plugin_methods",
@@ -82,4 +85,5 @@ __all__ = [
     "register_method",
     "register_rule",
     "resolve_methods",
+    "wrapped_argument",
 ]

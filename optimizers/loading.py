@@ -18,7 +18,15 @@ from typing import NamedTuple
 
 import torch
 
-__all__ = ["PluginTarget", "load_optimizer_class", "parse_spec", "plugin_error"]
+__all__ = [
+    "PluginTarget",
+    "load_constructor",
+    "load_object",
+    "load_optimizer_class",
+    "parse_spec",
+    "plugin_error",
+    "resolve_reference",
+]
 
 
 class PluginTarget(NamedTuple):
@@ -119,8 +127,8 @@ def _import_error(spec: str, what: str, exc: BaseException) -> ValueError:
     return plugin_error(spec, f"importing {what} raised {type(exc).__name__}: {exc}")
 
 
-def load_optimizer_class(spec: str) -> type[torch.optim.Optimizer]:
-    """Import what ``spec`` names and return it if it is a ``torch.optim.Optimizer`` subclass.
+def load_object(spec: str) -> object:
+    """Import what ``spec`` names (a class, a function, any attribute) and return it.
 
     Files are executed under a module name unique to their absolute path, once per process.
     """
@@ -133,8 +141,36 @@ def load_optimizer_class(spec: str) -> type[torch.optim.Optimizer]:
         except AttributeError:
             where = target.file or f"module {target.module!r}"
             raise plugin_error(spec, f"{where} has no attribute {target.attr!r}") from None
-    if not isinstance(obj, type):
-        raise plugin_error(spec, f"{target.attr!r} is not a class (it is a {type(obj).__name__})")
-    if not issubclass(obj, torch.optim.Optimizer):
-        raise plugin_error(spec, f"{target.attr!r} is not a torch.optim.Optimizer subclass")
     return obj
+
+
+def load_optimizer_class(spec: str) -> type[torch.optim.Optimizer]:
+    """Import what ``spec`` names and return it if it is a ``torch.optim.Optimizer`` subclass."""
+    obj = load_object(spec)
+    attr = parse_spec(spec).attr
+    if not isinstance(obj, type):
+        raise plugin_error(spec, f"{attr!r} is not a class (it is a {type(obj).__name__})")
+    if not issubclass(obj, torch.optim.Optimizer):
+        raise plugin_error(spec, f"{attr!r} is not a torch.optim.Optimizer subclass")
+    return obj
+
+
+def load_constructor(spec: str) -> object:
+    """An optimizer class, or a factory function ``f(params, **hparams)`` returning an
+    optimizer (checked when it is called), that ``spec`` names."""
+    obj = load_object(spec)
+    if isinstance(obj, type) or not callable(obj):
+        return load_optimizer_class(spec)  # a class must be an optimizer; explains what it is
+    return obj
+
+
+def resolve_reference(value: object) -> object:
+    """A hyperparameter value ``module:Name`` (or ``path/to/file.py:Name``) imported as the
+    object it names, e.g. SAM's ``base_optimizer="torch.optim:SGD"``; other values as given."""
+    if not isinstance(value, str) or ":" not in value:
+        return value
+    try:
+        parse_spec(value)
+    except ValueError:
+        return value
+    return load_object(value)

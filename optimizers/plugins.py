@@ -18,10 +18,10 @@ from typing import Any
 import torch
 
 from .builtin import BUILTIN_METHODS
-from .loading import load_optimizer_class, parse_spec, plugin_error
-from .registry import PLUGIN, Method, get, register
+from .loading import load_constructor, parse_spec, plugin_error
+from .registry import PLUGIN, Method, build, get, register
 
-__all__ = ["DEFAULT_BATCH_SIZE", "method_from_path", "resolve_methods"]
+__all__ = ["DEFAULT_BATCH_SIZE", "check_build", "method_from_path", "resolve_methods"]
 
 #: A plug-in's mini-batch size when ``batch="mini"`` and none is given (as the built-ins).
 DEFAULT_BATCH_SIZE = 4
@@ -51,7 +51,7 @@ def method_from_path(
     ``plug-in '<spec>': <cause>``.
     """
     target = parse_spec(spec)
-    cls = load_optimizer_class(spec)
+    cls = load_constructor(spec)
     if name is None:
         name = cls.__name__.lower()
         if name in BUILTIN_METHODS:
@@ -70,14 +70,24 @@ def method_from_path(
         )
     except ValueError as exc:
         raise plugin_error(spec, exc) from None
-    kwargs = method.resolve()
-    try:
-        cls([torch.nn.Parameter(torch.zeros(1))], **kwargs)
-    except Exception as exc:  # whatever the researcher's constructor raises
-        raise plugin_error(
-            spec, f"{cls.__name__} rejected its hyperparameters: {type(exc).__name__}: {exc}"
-        ) from None
+    check_build(method)
     return method
+
+
+def check_build(method: Method, inner: Any = None, **hparams: Any) -> None:
+    """Build ``method`` once on a dummy parameter (a wrapper around ``inner``, by default a
+    plain SGD), so that a value its constructor rejects fails here, in one line."""
+    params = [torch.nn.Parameter(torch.zeros(1))]
+    if method.wraps:
+        params = inner(params) if inner is not None else torch.optim.SGD(params, lr=0.01)
+    try:
+        build(method, params, **hparams)
+    except Exception as exc:  # whatever the researcher's constructor raises
+        name = method.plugin_class.__name__ if method.plugin_class else method.name
+        raise plugin_error(
+            method.plugin or method.name,
+            f"{name} rejected its hyperparameters: {type(exc).__name__}: {exc}",
+        ) from None
 
 
 def resolve_methods(entries: str | Iterable[str], **plugin_options: Any) -> tuple[Method, ...]:

@@ -20,7 +20,7 @@ from typing import Any, NamedTuple
 
 import torch
 
-from .loading import load_optimizer_class
+from .loading import load_constructor, resolve_reference
 
 __all__ = [
     "ALL_IMPLS",
@@ -38,6 +38,7 @@ __all__ = [
     "register",
     "register_method",
     "register_rule",
+    "wrapped_argument",
 ]
 
 #: How many examples one gradient is computed from: the whole training set, one example, or a
@@ -80,31 +81,44 @@ def _is_optimizer_class(cls: object) -> bool:
 
 
 class _Signature(NamedTuple):
-    """A constructor's hyperparameters: every keyword, those with defaults, those without."""
+    """A constructor's hyperparameters: every keyword, those with defaults, those without;
+    the name of its first argument, and whether it passes on other keywords (``**kwargs``)."""
 
     names: tuple[str, ...]
     defaults: Mapping[str, Any]
     required: tuple[str, ...]
+    first: str = "params"
+    var_keyword: bool = False
 
 
 @functools.cache
-def _signature(cls: type) -> _Signature:
-    """Hyperparameters of ``cls(params, ...)``: the named parameters after ``params``.
+def _signature(cls: Any) -> _Signature:
+    """Hyperparameters of ``cls(params, ...)`` (a class, or a factory function): the named
+    parameters after the first (``params``, or the optimizer a wrapper takes).
 
-    ``*args`` and ``**kwargs`` are not hyperparameters (they cannot be listed or checked);
-    positional-only ones cannot be passed by keyword and are refused.
+    ``*args`` and ``**kwargs`` are not listed (a constructor with ``**kwargs`` accepts other
+    keywords too, e.g. SAM passes them to its base optimizer); positional-only ones cannot be
+    passed by keyword and are refused.
     """
     where = f"{cls.__module__}.{cls.__qualname__}"
     try:
-        parameters = list(inspect.signature(cls.__init__).parameters.values())[1:]  # no self
+        target = cls.__init__ if isinstance(cls, type) else cls
+        parameters = list(inspect.signature(target).parameters.values())
     except (TypeError, ValueError) as exc:
         raise ValueError(f"cannot read the signature of {where}: {exc}") from None
+    if isinstance(cls, type):
+        parameters = parameters[1:]  # no self
     positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
     if not parameters or parameters[0].kind not in positional:
-        raise ValueError(f"{where}.__init__ must take the parameters (params) first")
+        kind = "" if isinstance(cls, type) else " (a factory is f(params, **hparams) -> optimizer)"
+        raise ValueError(f"{where} must take the parameters (params) first{kind}")
     names, defaults, required = [], {}, []
+    var_keyword = False
     for parameter in parameters[1:]:
-        if parameter.kind in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD):
+        if parameter.kind is inspect.Parameter.VAR_KEYWORD:
+            var_keyword = True
+            continue
+        if parameter.kind is inspect.Parameter.VAR_POSITIONAL:
             continue
         if parameter.kind is inspect.Parameter.POSITIONAL_ONLY:
             raise ValueError(f"{where}: hyperparameter {parameter.name!r} is positional-only")
@@ -113,7 +127,22 @@ def _signature(cls: type) -> _Signature:
             required.append(parameter.name)
         else:
             defaults[parameter.name] = parameter.default
-    return _Signature(tuple(names), MappingProxyType(defaults), tuple(required))
+    return _Signature(
+        tuple(names), MappingProxyType(defaults), tuple(required), parameters[0].name, var_keyword
+    )
+
+
+def wrapped_argument(constructor: Any) -> str | None:
+    """The name of a constructor's first argument if it takes an optimizer to wrap."""
+    first = _signature(constructor).first
+    return first if takes_optimizer(first) else None
+
+
+def takes_optimizer(first: str) -> bool:
+    """A constructor whose first argument is named like an optimizer (``optimizer``,
+    ``base_optimizer``, ``optim``) wraps one (Lookahead): it gets an inner optimizer built on
+    the parameters, not the parameters themselves."""
+    return "optim" in first.lower()
 
 
 @dataclass(frozen=True)
@@ -123,21 +152,24 @@ class Rule:
     A registered rule has our from-scratch class ``scratch`` and, optionally, the torch.optim
     class ``reference`` it reproduces (without one it has the single implementation
     ``"scratch"`` and parity reports "no reference"). A plug-in's rule has only ``plugin``, the
-    loaded class. Hyperparameters are the keywords of ``scratch``'s (or ``plugin``'s)
-    constructor, with its defaults.
+    loaded class, or a factory function ``f(params, **hparams)`` that returns an optimizer.
+    Hyperparameters are the keywords of ``scratch``'s (or ``plugin``'s) constructor, with its
+    defaults.
     """
 
     name: str
     scratch: type[torch.optim.Optimizer] | None
     reference: type[torch.optim.Optimizer] | None = None
-    plugin: type[torch.optim.Optimizer] | None = None
+    plugin: Any = None  # an Optimizer subclass, or a factory function returning an optimizer
 
     def __post_init__(self) -> None:
         if (self.scratch is None) == (self.plugin is None):
             raise ValueError(f"rule {self.name!r} needs exactly one of a scratch or plug-in class")
         if self.plugin is not None and self.reference is not None:
             raise ValueError(f"rule {self.name!r}: a plug-in has no torch reference")
-        roles = (("scratch", self.scratch), ("torch", self.reference), ("plug-in", self.plugin))
+        roles = (("scratch", self.scratch), ("torch", self.reference))
+        if isinstance(self.plugin, type) or (self.plugin is not None and not callable(self.plugin)):
+            roles += (("plug-in", self.plugin),)
         for role, cls in roles:
             if cls is not None and not _is_optimizer_class(cls):
                 raise ValueError(
@@ -164,6 +196,16 @@ class Rule:
         return _signature(self.cls).names
 
     @property
+    def passes_on(self) -> bool:
+        """The constructor takes ``**kwargs`` (passed on, e.g. to a base optimizer)."""
+        return _signature(self.cls).var_keyword
+
+    @property
+    def wraps(self) -> str | None:
+        """The name of the constructor's first argument if it takes an optimizer to wrap."""
+        return wrapped_argument(self.cls)
+
+    @property
     def defaults(self) -> Mapping[str, Any]:
         """The constructor's keyword defaults (for built-ins the library defaults, as torch's)."""
         return _signature(self.cls).defaults
@@ -173,8 +215,9 @@ class Rule:
         """Keywords without a default: every method of this rule must set them."""
         return _signature(self.cls).required
 
-    def implementation(self, impl: str) -> type[torch.optim.Optimizer]:
-        """The class that ``impl`` constructs (the torch ones take ``foreach``/``fused`` flags)."""
+    def implementation(self, impl: str) -> Any:
+        """The class that ``impl`` constructs (the torch ones take ``foreach``/``fused`` flags),
+        or a plug-in's factory."""
         if impl not in ALL_IMPLS:
             raise _known("impl", impl, ALL_IMPLS)
         if impl not in self.impls:
@@ -247,7 +290,7 @@ class Method:
                 raise ValueError(
                     f"method {self.name!r}: a plug-in's rule is {PLUGIN!r}, got {self.rule!r}"
                 )
-            rule = Rule(PLUGIN, None, plugin=load_optimizer_class(self.plugin))
+            rule = Rule(PLUGIN, None, plugin=load_constructor(self.plugin))
         elif self.rule == PLUGIN:
             raise ValueError(f"method {self.name!r}: rule {PLUGIN!r} needs a plug-in spec")
         elif self.rule not in RULES:
@@ -306,6 +349,17 @@ class Method:
         return f"rule {self.rule!r}"
 
     @property
+    def wraps(self) -> str | None:
+        """A wrapper's first argument (``optimizer``): it takes an optimizer built on the
+        parameters by an inner method (``None``: it takes the parameters)."""
+        return self._rule.wraps
+
+    @property
+    def defaults(self) -> Mapping[str, Any]:
+        """The constructor's own defaults (the library's, for a plug-in)."""
+        return self._rule.defaults
+
+    @property
     def impls(self) -> tuple[str, ...]:
         """Implementations this method has: ``IMPLS`` for the built-ins, ``("scratch",)`` for a
         rule without a torch reference, ``("plugin",)`` for a plug-in."""
@@ -352,8 +406,12 @@ class Method:
         return {**self._rule.defaults, **self.hparams, **overrides}
 
     def _check_names(self, hparams: Mapping[str, Any]) -> None:
+        if self._rule.passes_on:  # **kwargs: the constructor itself says what it takes
+            return
         accepted = self.hparam_names
         for key in hparams:
+            if key == "lr" and self.wraps:  # a wrapper's lr is its inner optimizer's
+                continue
             if key not in accepted:
                 raise ValueError(
                     f"method {self.name!r} ({self._source}) has no hyperparameter {key!r}; "
@@ -430,9 +488,21 @@ def build(
     from ``method_from_path``). ``impl`` is one of ``method.impls``: ``"scratch"`` (ours),
     ``"torch"`` (torch.optim, for-loop), ``"torch-foreach"``, ``"torch-fused"`` or, for a
     plug-in, ``"plugin"``; None means the method's first (``"scratch"``, or ``"plugin"``).
-    ``hparams`` override the method's defaults.
+    ``hparams`` override the method's defaults; a plug-in's string values ``module:Name`` are
+    imported (a base optimizer class). For a wrapper (``method.wraps``), ``params`` is the
+    optimizer it wraps.
     """
     spec = method if isinstance(method, Method) else get(method)
     cls = spec.implementation(spec.impls[0] if impl is None else impl)
     kwargs = spec.resolve(**hparams)
-    return cls(params, **kwargs, **_TORCH_IMPL_FLAGS.get(impl, {}))
+    if spec.wraps and "lr" not in spec.hparam_names:
+        kwargs.pop("lr", None)  # the inner optimizer's (given to it by the caller)
+    if spec.plugin is not None:
+        kwargs = {k: resolve_reference(v) for k, v in kwargs.items()}
+    opt = cls(params, **kwargs, **_TORCH_IMPL_FLAGS.get(impl, {}))
+    if not isinstance(opt, torch.optim.Optimizer):
+        raise ValueError(
+            f"method {spec.name!r}: {spec._source} returned a {type(opt).__name__}, "
+            "not a torch.optim.Optimizer"
+        )
+    return opt

@@ -28,22 +28,22 @@ import pandas as pd
 import bench
 import datasets
 import optimizers
-from bench.cli.args import _float, _int, _refuse_empty, build_parser, load_suite
+from bench.cli.args import _float, _int, _refuse_empty, build_parser, load_suite, parse_int_list
 from bench.errors import ConfigError
 from bench.output import run_report, sweep_report
 from bench.output.files import OutputFolder, read_marker, write
 from bench.perf import results as perf_results
 from bench.run import envinfo, executors, tasks
-from bench.run.config import DEFAULT_SUITE, Suite
-from bench.run.data import SOURCES
-from bench.run.models import MODELS
-from bench.run.suite_file import (
+from bench.run.config import (
+    DEFAULT_SUITE,
     MAX_PARITY_STEPS,
     MAX_RUNS,
+    Suite,
     check_seeds,
-    parse_int_list,
     suite_from_toml,
 )
+from bench.run.data import SOURCES
+from bench.run.models import MODELS
 from bench.schema import Status
 from bench.store import FILENAME as STORE_FILE
 from bench.store import CachedRuns, Store, run_key

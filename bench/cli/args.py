@@ -12,27 +12,20 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from bench.errors import ConfigError
-from bench.run import executors
-from bench.run import methods as method_lists
-from bench.run.config import DEFAULT_SUITE, Overrides, Suite, apply_overrides, check_numbers
+from bench.run import config, executors, schedules
+from bench.run.config import MAX_PARITY_STEPS, MAX_RUNS, Overrides, Suite
 from bench.run.device import resolve_devices
-from bench.run.suite_file import (
-    MAX_EPOCHS,
-    MAX_PARITY_STEPS,
-    MAX_RUNS,
-    check_seeds,
-    parse_csv_list,
-    parse_impls,
-    parse_int_list,
-    parse_methods,
-    resolve_model,
-    suite_from_toml,
-)
 
 DESCRIPTION = "optbench: optimizers from scratch next to torch.optim, from the same start"
 
 
 class _Parser(argparse.ArgumentParser):
+    """One-line errors; no abbreviations (`--sched` is not taken for `--schedule` or any
+    other flag: an unknown or partial flag is an error)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, allow_abbrev=False, **kwargs)
+
     def error(self, message: str) -> NoReturn:
         # One line, like every other input error (argparse would print the usage block too).
         sub = self.prog.split()[-1]
@@ -92,6 +85,12 @@ def _add_suite_options(p: argparse.ArgumentParser) -> None:
         help="comma list of scratch, torch, torch-foreach, torch-fused (where a method has "
         "it; a plug-in always runs as itself)",
     )
+    p.add_argument(
+        "--schedule",
+        help="learning-rate schedule of every method: constant (default), cosine, linear, step, "
+        "with options NAME:warmup=100,final=0.1, or an LRScheduler by import path "
+        "(torch.optim.lr_scheduler:StepLR:step_size=100); per method: --hp NAME.schedule=...",
+    )
     p.add_argument("--epochs", type=str)
     p.add_argument("--lr", type=str, help="learning rate for every method")
     p.add_argument("--momentum", type=str, help="momentum of the methods that have momentum")
@@ -111,6 +110,7 @@ def _add_suite_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workers", help="dask: local worker processes (default: the machine's cores)")
     p.add_argument("--scheduler", help="dask: address of an existing scheduler, tcp://host:port")
     p.add_argument("--threads", help="torch intra-op threads per run (default 1)")
+    p.add_argument("--timeout", help="seconds a run may take before it is stopped (status timeout)")
     p.add_argument("--out", help="output folder (new, empty, or an earlier optbench output)")
     p.add_argument(
         "--fresh", action="store_true", help="recompute every run instead of reusing the store"
@@ -144,37 +144,31 @@ def _given(value: str | None) -> bool:
     return value is not None  # empty values were refused in main(), never silently ignored
 
 
-def overrides_from_args(args: argparse.Namespace) -> Overrides:
-    generic, per_method = method_lists.parse_hp(args.hp or [])
+def overrides_from_args(args: argparse.Namespace, suite: Suite) -> Overrides:
+    """The flags as plain values, each parsed strictly; plug-ins in --methods loaded with
+    their `--hp NAME.key` definitions (a suite's plug-ins are known by name)."""
+    generic, per_method = config.parse_hp(args.hp or [])
     g = _given
-    methods = parse_methods(args.methods, per_method) if g(args.methods) else None
-    entries = parse_csv_list(args.methods, "--methods") if g(args.methods) else ()
-    loaded_here = {
-        given or method_lists.default_name(spec)
-        for given, spec in (method_lists.plugin_name(e) for e in entries if ":" in e)
-    }
+    methods, plugins = None, {}
+    if g(args.methods):
+        methods, known = config.resolve_methods(
+            args.methods, "--methods", suite.plugins, None, per_method
+        )
+        plugins = {k: v for k, v in known.items() if k not in suite.plugins}
     for name, table in per_method.items():
-        method = method_lists.get(name)
-        bad = sorted(set(table) - {*method.hparam_names, "batch_size", "batch"})
-        if bad:
-            raise ConfigError(
-                f"--hp: method {name!r} does not take {', '.join(bad)}; it takes "
-                f"{', '.join(method.hparam_names)}, batch_size"
-            )
-        if "batch" in table and name not in loaded_here:
+        if "batch" in table and name not in plugins:
             raise ConfigError(
                 f"--hp: {name}.batch: only a plug-in given in --methods takes a batch regime "
                 "here (a suite's plug-in: its [methods] table)"
             )
-    per_method = {m: {k: v for k, v in t.items() if k != "batch"} for m, t in per_method.items()}
-    o = Overrides(
-        datasets=parse_csv_list(args.datasets, "--datasets") if g(args.datasets) else None,
-        problems=parse_csv_list(args.problems, "--problems") if g(args.problems) else None,
-        targets=parse_csv_list(args.targets, "--targets") if g(args.targets) else None,
-        features=parse_csv_list(args.features, "--features") if g(args.features) else None,
-        model=resolve_model(args.model, Path.cwd()),
+    return Overrides(
+        datasets=config.split_names(args.datasets, "--datasets") if g(args.datasets) else None,
+        problems=config.split_names(args.problems, "--problems") if g(args.problems) else None,
+        targets=config.split_names(args.targets, "--targets") if g(args.targets) else None,
+        features=config.split_names(args.features, "--features") if g(args.features) else None,
+        model=config.resolve_model(args.model, Path.cwd()),
         methods=methods,
-        impls=parse_impls(args.impl) if g(args.impl) else None,
+        impls=config.parse_impls(args.impl) if g(args.impl) else None,
         epochs=_int("--epochs")(args.epochs) if g(args.epochs) else None,
         lr=_float("--lr")(args.lr) if g(args.lr) else None,
         momentum=_float("--momentum")(args.momentum) if g(args.momentum) else None,
@@ -186,22 +180,28 @@ def overrides_from_args(args: argparse.Namespace) -> Overrides:
         holdout=_float("--holdout")(args.holdout) if g(args.holdout) else None,
         standardize=args.standardize,
         task=args.task,
+        schedule=schedules.canonical(args.schedule, "--schedule") if g(args.schedule) else None,
         hparams=generic,
-        method_hparams={m: t for m, t in per_method.items() if t},
+        method_hparams={
+            m: {k: v for k, v in t.items() if k != "batch"}
+            for m, t in per_method.items()
+            if set(t) - {"batch"}
+        },
+        plugins=plugins,
     )
-    check_numbers(o)
-    if o.epochs is not None and o.epochs > MAX_EPOCHS:
-        raise ConfigError(f"--epochs must be <= {MAX_EPOCHS}, got {o.epochs}")
-    if o.seeds is not None:
-        check_seeds(o.seeds, "--seeds")
-    return o
+
+
+def parse_int_list(text: str, what: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(p) for p in config.split_names(text, what))
+    except ValueError:
+        raise ConfigError(f"{what} must be comma-separated integers, got {text!r}") from None
 
 
 def load_suite(args: argparse.Namespace) -> Suite:
-    config = Path(args.config) if args.config is not None else DEFAULT_SUITE
-    suite = suite_from_toml(config)  # first: it may define plug-ins that flags refer to
-    overrides = overrides_from_args(args)
-    return apply_overrides(suite, overrides)
+    path = Path(args.config) if args.config is not None else config.DEFAULT_SUITE
+    suite = config.suite_from_toml(path)  # first: it may define plug-ins that flags refer to
+    return config.apply_overrides(suite, overrides_from_args(args, suite))
 
 
 def _refuse_empty(args: argparse.Namespace) -> None:

@@ -1,57 +1,338 @@
-"""What to run: a `Suite` (a TOML file with command-line overrides on top) of named problems,
-expanded into one `RunSpec` per run.
+"""What to run: a suite file (TOML) with the command line on top, planned into `RunSpec`s.
 
-Hyperparameters are layered, later wins: method defaults < suite < problem < the suite's and the
-problem's per-method tables < command-line flags. A key given for all methods at once applies
-where it makes sense: `lr` everywhere; `momentum`/`dampening` only to methods that have momentum;
-`weight_decay` only to methods that have weight decay (so `--momentum 0.5` tunes heavy ball and
-Nesterov without turning `gd` into heavy ball); other keys where the update rule takes them.
-A per-method table sets any key its rule accepts.
+This module is all of configuration. Values enter in two ways, a suite file's tables and the
+command line's flags (`Overrides`, parsed by `bench.cli.args`); each key's rule (type, range)
+is written once, in `RULES`, and checked where the value enters, naming where it came from.
+Nothing is rewritten afterwards: `Suite.spec_for` merges the layers of plain data, later wins,
 
-Command-line `--hp` keys sit on top of everything: `--hp lr=0.1` like `--lr`, and
-`--hp adam.lr=0.1` for one method (beating every per-method table).
+    method defaults < suite < problem < the suite's and the problem's per-method tables
+                    < flags for every method (--lr, --momentum, --hp lr=...) < --hp METHOD.key
 
-Every problem has a unique name: the dataset's name for its task's default model (`crops15`,
-`quadratic_deep`), with the model appended otherwise (`crops15-mlp`), or the `name` a suite
-gives it. `--datasets NAME` means that dataset with `--model` (default linear), taking the
-suite's settings for that exact (dataset, model) problem when the suite has one;
-`--problems NAME,...` selects by name.
+and the `RunSpec` it builds checks the combination (the optimizer's own checks included).
 
-A problem's task comes from its dataset (`bench.run.data.dataset_task`; a CSV file is
-regression unless `task = "classification"` / `--task classification`). Tasks that bring their
-own data and model fix what does not apply to them: `quadratic_deep` and the 2-D functions
-have a fixed hold-out (the test set / none) and no features to standardise (`--holdout` and
-`--standardize` leave them alone), their own model (`--model` leaves them alone), and the 2-D
-functions run every method at full batch (one step per epoch). A plug-in method (an optimizer
-class loaded by import spec) runs once, with its own implementation, whatever `impl` says;
-`impl` applies to the methods that have it, and a method with none of them is an error.
+A key given for every method applies where it makes sense: `lr` everywhere; `momentum` and
+`dampening` to the methods whose defaults have momentum (so `--momentum 0.5` tunes heavy ball
+and Nesterov without turning `gd` into heavy ball); `weight_decay` and `nesterov` where the
+method's defaults set them; other keys where the method takes them. A per-method table sets any
+key its method takes, and `batch_size`, `schedule`, `groups` (`bench.run.optim`,
+`bench.run.schedules`).
+
+Methods are registered names (`all`: every built-in) or plug-ins, entries with a `:`: a class or
+factory by import path (`path/to/signsgd.py:SignSGD`, `torch.optim:RMSprop`), named `name=spec`
+or by the class name lower-cased. A plug-in's definition (`batch`: mini, full or single;
+`batch_size`; its hyperparameters; a wrapper's inner method under its first argument's name,
+`optimizer = "adam"` or `{method = "adam", lr = 0.001}`) comes from its `[methods.NAME]` table or
+from `--hp NAME.key=...`. Definitions travel inside the suite and its specs, never in a
+process-wide registry. A relative path in a suite file is relative to the file's folder.
+
+Problems: every problem has a unique name, the dataset's name for its task's default model
+(`crops15`, `quadratic_deep`), with the model appended otherwise (`crops15-mlp`), or the `name`
+a suite gives it. `--datasets NAME` means that dataset with `--model` (default linear), taking
+the suite's problem for that exact (dataset, model) when there is one; `--problems` selects by
+name. Tasks that bring their own data and model (`quadratic_deep`, the 2-D functions) keep their
+fixed hold-out, their model, and (the 2-D functions) full batches.
 """
 
 from __future__ import annotations
 
+import json
 import math
+import re
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import tomllib
+import torch
+
 import optimizers
 from bench.errors import ConfigError
-from bench.run import models, tasks
+from bench.run import models, optim, schedules, tasks
 from bench.run.data import dataset_task, fixed_holdout, load_dataset, split_sizes
+from bench.run.device import resolve_devices
 from bench.run.models import ModelSpec
-from bench.run.spec import DEFAULT_EPOCHS, DTYPES, RunSpec, finite_positive, get_method
+from bench.run.spec import DEFAULT_EPOCHS, DTYPES, RunSpec, finite_positive
 from bench.run.tasks import Task
 from bench.schema import freeze_hparams, problem_name
 
 DEFAULT_SUITE = Path(__file__).resolve().parent.parent / "suites" / "default.toml"
 DEFAULT_SEEDS = (0, 1, 2)
+MAX_EPOCHS = 1_000_000  # a typo such as --epochs 1e9 would run for days before saying anything
+MAX_SEEDS = 1_000
+MAX_SEED = 2**32 - 1
+MAX_RUNS = 10_000  # runs of one command, unless --max-runs raises it
+MAX_PARITY_STEPS = 100_000
+MAX_TOML_DEPTH = 32
+EXECUTION_KEYS = ("executor", "workers", "scheduler", "threads", "timeout")
+DEFINITION_KEYS = ("class", "batch")  # a plug-in's table: besides hyperparameters
+METHOD_KEYS = ("batch_size", "schedule", "groups")  # per-method settings that are not hparams
+
+# ----------------------------------------------------------------------------------------------
+# Rules: what each key must be (scikit-learn's declarative `_parameter_constraints`)
+
+
+@dataclass(frozen=True)
+class Rule:
+    what: str
+    test: Callable[[Any], bool]
+
+    def check(self, key: str, value: Any, where: str = "") -> Any:
+        if not self.test(value):
+            raise ConfigError(
+                f"{where + ': ' if where else ''}{key} must be {self.what}, got {value!r}"
+            )
+        return value
+
+
+def _int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _num(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _names(v: Any) -> bool:
+    return isinstance(v, str) or (isinstance(v, list) and all(isinstance(x, str) for x in v))
+
+
+def _int_in(lo: int, hi: int | None = None) -> Rule:
+    what = f"an integer in [{lo}, {hi}]" if hi is not None else f"an integer >= {lo}"
+    return Rule(what, lambda v: _int(v) and v >= lo and (hi is None or v <= hi))
+
+
+STRING = Rule("a string", lambda v: isinstance(v, str))
+TABLE = Rule("a table", lambda v: isinstance(v, Mapping))
+NAMES = Rule("a list of names or a comma-separated string", _names)
+SEEDS = Rule(
+    f"a list of at most {MAX_SEEDS} distinct integers in [0, {MAX_SEED}]",
+    lambda v: isinstance(v, list | tuple) and 0 < len(v) <= MAX_SEEDS
+    and all(_int(s) and 0 <= s <= MAX_SEED for s in v),
+)  # fmt: skip
+RULES: dict[str, Rule] = {
+    "name": STRING,
+    "dataset": STRING,
+    "model": STRING,
+    "task": STRING,
+    "dtype": Rule(f"one of {', '.join(DTYPES)}", lambda v: v in DTYPES),
+    "methods": Rule(
+        "a list of names, a comma-separated string or a table of [methods.NAME] tables",
+        lambda v: _names(v) or isinstance(v, Mapping),
+    ),
+    "impl": NAMES,
+    "devices": NAMES,
+    "targets": NAMES,
+    "features": NAMES,
+    "seeds": SEEDS,
+    "epochs": _int_in(1, MAX_EPOCHS),
+    "batch_size": _int_in(1),
+    "holdout": Rule("a number in [0, 1)", lambda v: _num(v) and 0 <= v < 1),
+    "standardize": Rule(
+        "true or false (a TOML boolean, not a string)", lambda v: isinstance(v, bool)
+    ),
+    "schedule": STRING,
+    "hparams": TABLE,
+    "problems": Rule(
+        "an array of tables ([[problems]])",
+        lambda v: isinstance(v, list) and all(isinstance(p, Mapping) for p in v),
+    ),
+    "sweep": TABLE,
+    "executor": STRING,
+    "workers": _int_in(1),
+    "scheduler": STRING,
+    "threads": _int_in(1),
+    "timeout": Rule("a number of seconds > 0", lambda v: _num(v) and v > 0),
+}
+SUITE_KEYS = frozenset(RULES) - {"dataset", "task", "targets", "features"}
+PROBLEM_KEYS = frozenset(
+    {"dataset", "name", "model", "targets", "features", "methods", "epochs", "batch_size",
+     "holdout", "standardize", "hparams", "task", "seeds", "schedule"}
+)  # fmt: skip
+
+
+def check_table(table: Mapping[str, Any], keys: Iterable[str], where: str) -> None:
+    """Unknown keys, then each key's rule; the first problem is a ConfigError."""
+    bad = sorted(set(table) - set(keys))
+    if bad:
+        raise ConfigError(
+            f"{where}: unknown key {', '.join(bad)}; allowed: {', '.join(sorted(keys))}"
+        )
+    for key, value in table.items():
+        RULES[key].check(key, value, where if where != "suite" else "")
+
+
+def _hparam_rule(method: optimizers.Method, key: str) -> Rule | None:
+    """A hyperparameter takes the kind of its default (boolean, number, tuple of numbers)."""
+    default = method.resolve().get(key) if key in method.hparam_names else None
+    if isinstance(default, bool):
+        return RULES["standardize"]
+    if isinstance(default, int | float):
+        return Rule("a finite number", _num)
+    if isinstance(default, tuple):
+        n = len(default)
+        return Rule(f"a list of {n} numbers", lambda v: isinstance(v, list | tuple)
+                    and len(v) == n and all(_num(x) for x in v))  # fmt: skip
+    return None
+
+
+def no_duplicates(items: Sequence[Any], what: str) -> None:
+    dups = [k for k, n in Counter(items).items() if n > 1]
+    if dups:
+        raise ConfigError(f"duplicate {what}: {', '.join(map(str, dups))}")
+
+
+def split_names(value: Any, what: str) -> tuple[str, ...]:
+    """A comma string or a list of names; an empty entry or an empty list is an error."""
+    items = [v.strip() for v in value.split(",")] if isinstance(value, str) else list(value)
+    if not items or any(not v for v in items):
+        raise ConfigError(f"{what} is empty" if not items else f"{what} has an empty entry")
+    return tuple(items)
+
+
+# ----------------------------------------------------------------------------------------------
+# Command-line values: `--hp key=value,...`
+
+_INT = re.compile(r"[+-]?\d+")
+_FLOAT = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+_IMPORT = re.compile(r"[\w./-]+(\.py)?:[A-Za-z_][\w.]*")
+
+
+def parse_value(text: str, where: str) -> Any:
+    """One `--hp` value: int, float, true/false, `a:b` tuple of numbers, an import path
+    (`torch.optim:SGD`, for a keyword that takes a class), or JSON."""
+    text = text.strip()
+    if _INT.fullmatch(text):
+        return int(text)
+    if _FLOAT.fullmatch(text):
+        return float(text)
+    if text in ("true", "false"):
+        return text == "true"
+    if ":" in text and all(_FLOAT.fullmatch(p.strip()) for p in text.split(":")):
+        return tuple(parse_value(p, where) for p in text.split(":"))
+    if text[:1] in ("[", "{", '"') or text == "null":
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"{where}: malformed JSON {text!r}: {exc.msg}") from None
+        return tuple(value) if isinstance(value, list) else value
+    if _IMPORT.fullmatch(text):
+        return text
+    raise ConfigError(
+        f"{where}: cannot read {text!r}; write a number, true/false, a tuple like 0.9:0.999, "
+        "an import path like torch.optim:SGD, or JSON"
+    )
+
+
+def _top_level_split(text: str) -> list[str]:
+    """Split on commas outside brackets and quotes (a JSON value may hold commas)."""
+    parts, depth, quoted, start = [], 0, False, 0
+    for i, ch in enumerate(text):
+        if ch == '"':
+            quoted = not quoted
+        elif not quoted and ch in "[{":
+            depth += 1
+        elif not quoted and ch in "]}":
+            depth -= 1
+        elif not quoted and depth == 0 and ch == ",":
+            parts.append(text[start:i])
+            start = i + 1
+    parts.append(text[start:])
+    return [p.strip() for p in parts if p.strip()]
+
+
+def parse_hp(texts: Iterable[str]) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    """`--hp` flags -> (for every method, per method): `lr=0.1,adam.betas=0.9:0.99`. The method
+    is what precedes the last dot (`la.optimizer.lr`: key `lr` of method `la.optimizer`, i.e.
+    of `la`'s inner method); `batch` and `schedule` values are words, kept as text."""
+    generic: dict[str, Any] = {}
+    per_method: dict[str, dict[str, Any]] = {}
+    for text in texts:
+        for item in _top_level_split(text):
+            key, sep, value = (s.strip() for s in item.partition("="))
+            if not sep or not key:
+                raise ConfigError(f"--hp: expected key=value, got {item!r}")
+            method, dot, name = key.rpartition(".")
+            if dot and not method:
+                raise ConfigError(f"--hp: empty method name in {key!r}")
+            if not name.isidentifier():
+                raise ConfigError(f"--hp: {name!r} is not a hyperparameter name")
+            table = per_method.setdefault(method, {}) if dot else generic
+            if name in table:
+                raise ConfigError(f"--hp: {key} given twice")
+            words = ("batch", "schedule") + (("groups",) if value[:1] != "{" else ())
+            table[name] = value if name in words else parse_value(value, f"--hp {key}")
+    for key in ("batch", "batch_size", "class"):
+        if key in generic:
+            hint = "--batch-size" if key == "batch_size" else f"METHOD.{key}=..."
+            raise ConfigError(f"--hp: {key} is per method or a flag; use {hint}")
+    return generic, per_method
+
+
+# ----------------------------------------------------------------------------------------------
+# Methods: built-in names and plug-in definitions
+
+
+@dataclass(frozen=True)
+class Plugin:
+    """A plug-in method's definition: import path (a file absolute), batch regime, defaults."""
+
+    name: str
+    path: str
+    batch: str = "mini"
+    batch_size: int | None = None
+    hparams: tuple[tuple[str, Any], ...] = ()
+
+    @property
+    def method(self) -> optimizers.Method:
+        return optim.method_def(self.name, self.path, self.hparams, self.batch, self.batch_size)
+
+
+def load_plugin(
+    entry: str, name: str | None, definition: Mapping[str, Any] | None, base: Path | None
+) -> Plugin:
+    """Load and check one plug-in: `entry` (an import path) with its definition (a
+    `[methods.NAME]` table or the `--hp NAME.` keys): batch, batch_size, hyperparameters."""
+    options = {k: v for k, v in (definition or {}).items() if k not in ("class", *METHOD_KEYS)}
+    batch = options.pop("batch", "mini")
+    target, sep, attr = entry.rpartition(":")
+    if base is not None and sep and (target.endswith(".py") or "/" in target):
+        entry = f"{(base / target).resolve()}:{attr}"  # relative to the suite file's folder
+    try:
+        path = optimizers.loading.parse_spec(entry)
+        wraps = optimizers.wrapped_argument(optimizers.loading.load_constructor(entry))
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    default = path.attr.rpartition(".")[2].lower()
+    name = name or default
+    if name in optimizers.BUILTIN_METHODS:
+        how = "another name" if name != default else f"--methods NAME={entry}"
+        raise ConfigError(f"plug-in {entry!r}: {name!r} is a built-in method's name; use {how}")
+    if not isinstance(batch, str) or batch not in optimizers.BATCH_REGIMES:
+        raise ConfigError(
+            f"{name}: batch must be one of {', '.join(optimizers.BATCH_REGIMES)}, got {batch!r}"
+        )
+    batch_size = (definition or {}).get("batch_size")
+    if batch != "mini" and batch_size is not None:
+        raise ConfigError(f"{name}: batch_size applies to batch 'mini' only, not {batch!r}")
+    options.pop(wraps, None)  # the inner method: a setting of the runs, not a default
+    try:
+        method = optimizers.method_from_path(
+            entry, name=name, batch=batch, batch_size=batch_size, hparams=options
+        )
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    return Plugin(name, path.spec, batch, method.batch_size, freeze_hparams(options))
+
+
+# ----------------------------------------------------------------------------------------------
+# Problems and suites
 
 
 @dataclass(frozen=True)
 class Problem:
-    """One dataset x model of a suite, with its own settings (None = inherit from the suite)."""
+    """One dataset x model of a suite, with its own settings (None = inherit)."""
 
     dataset: str
     model: str = "linear"
@@ -67,6 +348,7 @@ class Problem:
     method_hparams: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     task: str | None = None  # None: the dataset's own (a CSV file: regression)
     seeds: tuple[int, ...] | None = None
+    schedule: str | None = None
 
     @property
     def task_name(self) -> str:
@@ -83,174 +365,23 @@ class Problem:
             return self.name
         name = load_dataset(self.dataset, self.targets, self.features, self.task_name).name
         if self.model == self.task_def.default_model:
-            return problem_name(name, "linear")  # the bare dataset name
+            return name
         if models.is_plugin(self.model):
             return problem_name(name, ModelSpec.parse(self.model).label)
         return problem_name(name, self.model)
 
-
-@dataclass(frozen=True)
-class Suite:
-    name: str = "custom"
-    problems: tuple[Problem, ...] = ()
-    methods: tuple[str, ...] = ()
-    impls: tuple[str, ...] = ("scratch", "torch")
-    devices: tuple[str, ...] = ("cpu",)
-    dtype: str = "float32"
-    seeds: tuple[int, ...] = DEFAULT_SEEDS
-    epochs: int = DEFAULT_EPOCHS
-    batch_size: int | None = None
-    holdout: float | None = None
-    standardize: bool = False
-    hparams: Mapping[str, Any] = field(default_factory=dict)
-    method_hparams: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
-    sweep: Mapping[str, Any] = field(default_factory=dict)  # checked by bench.sweep.SweepConfig
-    # How to run, not what: executor, workers, scheduler, threads (bench.run.executors.build).
-    execution: Mapping[str, Any] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        no_duplicates([p.label for p in self.problems], "problem names")
-
-    def problem(self, name: str) -> Problem:
-        for p in self.problems:
-            if p.label == name:
-                return p
-        known = ", ".join(p.label for p in self.problems)
-        raise ConfigError(f"no problem named {name!r} in suite {self.name!r}; known: {known}")
-
-    def expand(self) -> list[RunSpec]:
-        """Every run of the suite, validated; problems in order, then method, impl, device, seed."""
-        specs = []
-        for problem in self.problems:
-            for method_name in problem.methods or self.methods:
-                for impl in self.impls_of(method_name):
-                    for device in self.devices:
-                        for seed in problem.seeds or self.seeds:
-                            specs.append(self.spec_for(problem, method_name, impl, device, seed))
-        if not specs:
-            raise ConfigError("the suite selects no runs (no problems or no methods)")
-        return specs
-
-    def impls_of(self, method_name: str) -> tuple[str, ...]:
-        """The suite's impls this method has; a plug-in's own one (it has no other)."""
-        method = get_method(method_name)
-        if method.impls == (optimizers.PLUGIN,):
-            return method.impls
-        own = tuple(i for i in self.impls if i in method.impls)
-        if not own:
-            raise ConfigError(
-                f"method {method_name!r} has none of the implementations {', '.join(self.impls)}; "
-                f"it has: {', '.join(method.impls)}"
-            )
-        return own
-
-    def spec_for(
-        self, problem: Problem, method_name: str, impl: str, device: str, seed: int
-    ) -> RunSpec:
-        """The run of a problem x method x impl x device x seed (a plug-in method's impl is
-        always its own, so callers that ask for "scratch", like the sweep, get it)."""
-        method = get_method(method_name)
-        if method.impls == (optimizers.PLUGIN,):
-            impl = optimizers.PLUGIN
-        task = problem.task_def
-        hp: dict[str, Any] = dict(method.hparams)
-        hp.setdefault("lr", method.resolve()["lr"])
-        for layer in (self.hparams, problem.hparams):
-            hp.update({k: v for k, v in layer.items() if _applies(k, method)})
-        batch_size = problem.batch_size or self.batch_size or method.batch_size
-        for table in (self.method_hparams, problem.method_hparams):
-            own = dict(table.get(method_name, {}))
-            batch_size = own.pop("batch_size", batch_size)
-            hp.update(own)
-        n_train = _n_train(self, problem, seed)
-        if method.batch == "full" or task.full_batch:
-            batch_size = n_train
-        elif method.batch == "single":
-            batch_size = 1
-        if isinstance(batch_size, int) and batch_size > n_train:
-            raise ConfigError(
-                f"batch size {batch_size} for {method_name!r} is larger than the training set "
-                f"of {problem.dataset!r} ({n_train} rows)"
-            )
-        standardize = self.standardize if problem.standardize is None else problem.standardize
-        if models.is_plugin(problem.model):
-            _check_model(problem, problem.model)
-        return RunSpec(
-            dataset=problem.dataset,
-            problem=problem.label,
-            method=method_name,
-            impl=impl,
-            model=problem.model,
-            hparams=freeze_hparams(hp),
-            batch_size=batch_size,
-            epochs=problem.epochs or self.epochs,
-            device=device,
-            dtype=self.dtype,
-            seed=seed,
-            holdout=_holdout(self, problem),
-            standardize=standardize and fixed_holdout(problem.dataset) is None,
-            targets=problem.targets,
-            features=problem.features,
-            task=problem.task_name,
-        )
-
-
-def _applies(key: str, method: optimizers.Method) -> bool:
-    """Whether a key given for all methods at once applies to this method (module docstring)."""
-    if key == "lr":
-        return True
-    if key in ("momentum", "dampening"):
-        return "momentum" in method.hparams
-    if key in ("weight_decay", "nesterov"):
-        return key in method.hparams
-    return key in method.hparam_names
-
-
-def _holdout(suite: Suite, problem: Problem) -> float:
-    fixed = fixed_holdout(problem.dataset)
-    if fixed is not None:
-        return fixed
-    for value in (problem.holdout, suite.holdout):
-        if value is not None:
-            return float(value)
-    ds = load_dataset(problem.dataset, problem.targets, problem.features, problem.task_name)
-    return float(ds.default_holdout)
-
-
-def _n_train(suite: Suite, problem: Problem, seed: int) -> int:
-    return split_sizes(
-        problem.dataset,
-        problem.targets,
-        problem.features,
-        _holdout(suite, problem),
-        problem.task_name,
-    )[0]
-
-
-def _check_model(problem: Problem, model: str) -> None:
-    """Build a plug-in model once on the problem's shape: its errors are input errors."""
-    ds = load_dataset(problem.dataset, problem.targets, problem.features, problem.task_name)
-    models.check(model, ds.d, ds.n_classes if ds.task == "classification" else ds.k)
-
-
-def task_model(problem: Problem, model: str | None) -> Problem:
-    """The problem with `model` (None: its task's default) where its task has a model choice;
-    a task with its own model keeps it, and naming another one for it is an error."""
-    task = problem.task_def
-    if not task.model_choice:
+    def with_model(self, model: str | None) -> Problem:
+        """This problem with `model` (None: its task's default) where its task has a model
+        choice; a task with its own model keeps it, and naming another one is an error."""
+        task = self.task_def
+        if task.model_choice:
+            return replace(self, model=model or self.model)
         if model not in (None, task.default_model):
             raise ConfigError(
-                f"{problem.dataset}: task {task.name} has its own model "
-                f"({task.default_model}); model {model!r} does not apply"
+                f"{self.dataset}: task {task.name} has its own model ({task.default_model}); "
+                f"model {model!r} does not apply"
             )
-        return replace(problem, model=task.default_model)
-    return replace(problem, model=model or problem.model)
-
-
-def no_duplicates(items: Sequence[Any], what: str) -> None:
-    dups = [k for k, n in Counter(items).items() if n > 1]
-    if dups:
-        raise ConfigError(f"duplicate {what}: {', '.join(map(str, dups))}")
+        return replace(self, model=task.default_model)
 
 
 @dataclass(frozen=True)
@@ -275,76 +406,466 @@ class Overrides:
     holdout: float | None = None
     standardize: bool | None = None
     task: str | None = None  # how to read CSV datasets' labels
+    schedule: str | None = None
     hparams: Mapping[str, Any] = field(default_factory=dict)  # --hp key=value
-    method_hparams: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # --hp m.key=v
+    method_hparams: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # --hp m.k=v
+    plugins: Mapping[str, Plugin] = field(default_factory=dict)  # given in --methods
+
+    @property
+    def generic(self) -> dict[str, Any]:
+        """Flags for every method: --lr, --momentum, --weight-decay and --hp key=value."""
+        named = {"lr": self.lr, "momentum": self.momentum, "weight_decay": self.weight_decay}
+        return {**{k: v for k, v in named.items() if v is not None}, **self.hparams}
+
+
+@dataclass(frozen=True)
+class Suite:
+    name: str = "custom"
+    problems: tuple[Problem, ...] = ()
+    methods: tuple[str, ...] = ()
+    impls: tuple[str, ...] = ("scratch", "torch")
+    devices: tuple[str, ...] = ("cpu",)
+    dtype: str = "float32"
+    seeds: tuple[int, ...] = DEFAULT_SEEDS
+    epochs: int = DEFAULT_EPOCHS
+    batch_size: int | None = None
+    holdout: float | None = None
+    standardize: bool = False
+    schedule: str = schedules.CONSTANT
+    hparams: Mapping[str, Any] = field(default_factory=dict)
+    method_hparams: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    plugins: Mapping[str, Plugin] = field(default_factory=dict)
+    flags: Overrides = field(default_factory=Overrides)  # the command line: the top layers
+    sweep: Mapping[str, Any] = field(default_factory=dict)  # checked by bench.sweep.SweepConfig
+    execution: Mapping[str, Any] = field(default_factory=dict)  # executor, workers, timeout...
+
+    def __post_init__(self) -> None:
+        no_duplicates([p.label for p in self.problems], "problem names")
+
+    def problem(self, name: str) -> Problem:
+        for p in self.problems:
+            if p.label == name:
+                return p
+        known = ", ".join(p.label for p in self.problems)
+        raise ConfigError(f"no problem named {name!r} in suite {self.name!r}; known: {known}")
+
+    def method(self, name: str) -> optimizers.Method:
+        """A method of this suite: a plug-in it defines, or a registered one."""
+        if name in self.plugins:
+            return self.plugins[name].method
+        return optim.method_def(name)
+
+    def methods_of(self, problem: Problem) -> tuple[str, ...]:
+        return problem.methods or self.methods
+
+    def impls_of(self, method_name: str) -> tuple[str, ...]:
+        """The suite's impls this method has; a plug-in's own one (it has no other)."""
+        method = self.method(method_name)
+        if method.impls == (optimizers.PLUGIN,):
+            return method.impls
+        own = tuple(i for i in self.impls if i in method.impls)
+        if not own:
+            raise ConfigError(
+                f"method {method_name!r} has none of the implementations {', '.join(self.impls)}; "
+                f"it has: {', '.join(method.impls)}"
+            )
+        return own
+
+    def expand(self) -> list[RunSpec]:
+        """Every run, validated; problems in order, then method, impl, device, seed."""
+        specs = [
+            self.spec_for(problem, name, impl, device, seed)
+            for problem in self.problems
+            for name in self.methods_of(problem)
+            for impl in self.impls_of(name)
+            for device in self.devices
+            for seed in problem.seeds or self.seeds
+        ]
+        if not specs:
+            raise ConfigError("the suite selects no runs (no problems or no methods)")
+        return specs
+
+    def settings(self, problem: Problem, name: str) -> dict[str, Any]:
+        """A method's merged settings on a problem: hyperparameters and the per-method keys
+        (batch_size, schedule, groups, inner), later layers winning (module docstring)."""
+        method = self.method(name)
+        out: dict[str, Any] = {"lr": method.resolve().get("lr"), **method.hparams}
+        if out["lr"] is None:
+            del out["lr"]  # a plug-in without a default lr: the suite must give one
+        layers = (
+            ({"schedule": self.schedule, **self.hparams}, False),
+            ({"schedule": problem.schedule} if problem.schedule else {}, False),
+            (problem.hparams, False),
+            (self.method_hparams.get(name, {}), True),
+            (problem.method_hparams.get(name, {}), True),
+            ({"schedule": self.flags.schedule} if self.flags.schedule else {}, False),
+            (self.flags.generic, False),
+            (self.flags.method_hparams.get(name, {}), True),
+        )
+        inner: dict[str, Any] = {}
+        for table, own in layers:
+            out.update(table if own else {k: v for k, v in table.items() if _applies(k, method)})
+            if own and method.wraps:  # `--hp la.optimizer.lr=...`: the inner method's own
+                inner.update(self.flags.method_hparams.get(f"{name}.{method.wraps}", {}))
+        value = out.pop(method.wraps, None) if method.wraps else None
+        if isinstance(value, Mapping):  # optimizer = {method = "adam", lr = 0.001}
+            inner = {**{k: v for k, v in value.items() if k != "method"}, **inner}
+            value = value.get("method")
+        out["inner"], out["inner_hparams"] = value or "", inner
+        return out
+
+    def spec_for(self, problem: Problem, name: str, impl: str, device: str, seed: int) -> RunSpec:
+        """The run of a problem x method x impl x device x seed (a plug-in's impl is its own)."""
+        method = self.method(name)
+        plugin = self.plugins.get(name)
+        task = problem.task_def
+        hp = self.settings(problem, name)
+        flags = self.flags
+        batch_size = _first(flags.batch_size, hp.pop("batch_size", None), problem.batch_size,
+                            self.batch_size, method.batch_size)  # fmt: skip
+        if flags.method_hparams.get(name, {}).get("batch_size") is not None:
+            batch_size = flags.method_hparams[name]["batch_size"]
+        holdout = _holdout(self, problem)
+        n_train = split_sizes(problem.dataset, problem.targets, problem.features, holdout,
+                              problem.task_name)[0]  # fmt: skip
+        if method.batch == "full" or task.full_batch:
+            batch_size = n_train
+        elif method.batch == "single":
+            batch_size = 1
+        if isinstance(batch_size, int) and batch_size > n_train:
+            raise ConfigError(
+                f"batch size {batch_size} for {name!r} is larger than the training set "
+                f"of {problem.dataset!r} ({n_train} rows)"
+            )
+        standardize = _first(flags.standardize, problem.standardize, self.standardize)
+        schedule = hp.pop("schedule", schedules.CONSTANT)
+        groups = optim.parse_groups(hp.pop("groups", None), method, f"{name}.groups")
+        inner, inner_hp = hp.pop("inner"), hp.pop("inner_hparams")
+        return RunSpec(
+            dataset=problem.dataset,
+            problem=problem.label,
+            method=name,
+            impl=optimizers.PLUGIN if plugin else impl,
+            model=problem.model,
+            hparams=freeze_hparams(hp),
+            batch_size=batch_size,
+            epochs=_first(flags.epochs, problem.epochs, self.epochs),
+            device=device,
+            dtype=self.dtype,
+            seed=seed,
+            holdout=holdout,
+            standardize=bool(standardize) and fixed_holdout(problem.dataset) is None,
+            targets=problem.targets,
+            features=problem.features,
+            task=problem.task_name,
+            optimizer=plugin.path if plugin else "",
+            inner=inner,
+            inner_hparams=freeze_hparams(inner_hp),
+            schedule=schedule,
+            groups=groups,
+        )
+
+
+def _first(*values: Any) -> Any:
+    return next((v for v in values if v is not None), None)
+
+
+def _applies(key: str, method: optimizers.Method) -> bool:
+    """Whether a key given for every method applies to this one (module docstring)."""
+    if key in ("lr", "schedule", "groups"):
+        return True
+    if key in ("momentum", "dampening"):
+        return "momentum" in method.hparams
+    if key in ("weight_decay", "nesterov"):
+        return key in method.hparams
+    return key in method.hparam_names
+
+
+def _holdout(suite: Suite, problem: Problem) -> float:
+    fixed = fixed_holdout(problem.dataset)
+    if fixed is not None:
+        return fixed
+    value = _first(suite.flags.holdout, problem.holdout, suite.holdout)
+    if value is not None:
+        return float(value)
+    ds = load_dataset(problem.dataset, problem.targets, problem.features, problem.task_name)
+    return float(ds.default_holdout)
+
+
+def check_model(problem: Problem) -> None:
+    """A plug-in model, built once on the problem's data and run on two rows: whatever it
+    raises, and an output shape that does not fit the targets, is an error up front."""
+    if not models.is_plugin(problem.model):
+        return
+    ds = load_dataset(problem.dataset, problem.targets, problem.features, problem.task_name)
+    k = ds.n_classes if ds.task == "classification" else ds.k
+    module = ModelSpec.parse(problem.model).build(ds.d, k)  # its errors are ConfigErrors
+    x = torch.as_tensor(ds.X[:2], dtype=torch.float32)
+    y = torch.as_tensor(ds.Y[:2])
+    try:
+        with torch.no_grad():
+            out = module.eval()(x)
+    except Exception as exc:  # whatever the user's model raises
+        raise ConfigError(f"model {problem.model}: on 2 rows of {problem.dataset} it raised "
+                          f"{type(exc).__name__}: {exc}".replace("\n", " ")) from None  # fmt: skip
+    try:
+        problem.task_def.check_output(out, y)
+    except ConfigError as exc:
+        raise ConfigError(f"model {problem.model}: {exc}") from None
+
+
+# ----------------------------------------------------------------------------------------------
+# Suite files
+
+
+def _depth(value: Any, limit: int = MAX_TOML_DEPTH) -> int:
+    if isinstance(value, Mapping | list) and limit > 0:
+        items = value.values() if isinstance(value, Mapping) else value
+        return 1 + max((_depth(v, limit - 1) for v in items), default=0)
+    return 0
+
+
+def suite_from_toml(path: Path) -> Suite:
+    """Read a suite file; any problem with it is one ConfigError naming the file."""
+    try:
+        with open(path, "rb") as fh:
+            data = tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"malformed TOML in {path}: {exc}") from None
+    except RecursionError:
+        raise ConfigError(f"malformed TOML in {path}: nested too deeply") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read config {path}: {exc}") from None
+    try:
+        return suite_from_dict(data, Path(path).resolve().parent)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+
+
+def _hparams(table: Mapping[str, Any], where: str, suite: Suite) -> tuple[dict, dict]:
+    """[..hparams] holds generic keys and per-method sub-tables: {lr = 1e-5, adam = {lr = 0.1}}."""
+    generic, per_method = {}, {}
+    for key, value in table.items():
+        if isinstance(value, Mapping):
+            per_method[key] = _method_table(suite.method(key), value, f"{where}", key)
+            continue
+        takers = [m for m in (suite.method(n) for n in _all_names(suite)) if key in m.hparam_names]
+        if not takers and key not in ("schedule", "groups"):
+            raise ConfigError(f"{where}: unknown hyperparameter {key}")
+        if takers and (rule := _hparam_rule(takers[0], key)) is not None:
+            rule.check(key, value, where)
+        generic[key] = value
+    return generic, per_method
+
+
+def _all_names(suite: Suite) -> list[str]:
+    return [*optimizers.names(), *suite.plugins]
+
+
+def _method_table(method: optimizers.Method, table: Mapping[str, Any], where: str, name: str
+                  ) -> dict[str, Any]:  # fmt: skip
+    """A method's own settings: its hyperparameters, batch_size, schedule, groups, inner."""
+    allowed = {*method.hparam_names, *METHOD_KEYS, *([method.wraps] if method.wraps else [])}
+    if "batch" in table and not method.plugin:
+        raise ConfigError(f"{where}: {name}: a built-in method's batch regime is fixed")
+    bad = sorted(set(table) - allowed - set(DEFINITION_KEYS))
+    if bad and not method.plugin:
+        raise ConfigError(f"{where}: method {name!r} does not take {', '.join(bad)}; "
+                          f"it takes {', '.join(sorted(allowed))}")  # fmt: skip
+    for key, value in table.items():
+        rule = RULES[key] if key in ("batch_size", "schedule") else _hparam_rule(method, key)
+        if rule is not None:
+            rule.check(f"{name}.{key}", value, where)
+    return {k: v for k, v in table.items() if k not in DEFINITION_KEYS}
+
+
+def resolve_methods(
+    value: Any,
+    where: str,
+    plugins: Mapping[str, Plugin],
+    base: Path | None = None,
+    definitions: Mapping[str, Mapping[str, Any]] | None = None,
+) -> tuple[tuple[str, ...], dict[str, Plugin]]:
+    """(names, plugins) of a methods list: `all`, registered names, plug-in entries
+    `[name=]path:Class` (loaded with their `definitions[name]`), names of known plug-ins."""
+    names: list[str] = []
+    plugins = dict(plugins)
+    for entry in split_names(value, where):
+        if entry == "all":
+            names += [n for n in optimizers.names() if n in optimizers.BUILTIN_METHODS]
+        elif ":" in entry:
+            given, sep, spec = (s.strip() for s in entry.partition("="))
+            if not sep or ":" in given or "/" in given:
+                given, spec = "", entry
+            default = spec.rpartition(":")[2].rpartition(".")[2].lower()
+            plugin = load_plugin(
+                spec, given or None, (definitions or {}).get(given or default), base
+            )
+            plugins[plugin.name] = plugin
+            names.append(plugin.name)
+        else:
+            if entry not in plugins:
+                optim.method_def(entry)  # an unknown name lists the known ones
+            names.append(entry)
+    if not names:
+        raise ConfigError(f"{where} is empty; name methods or use 'all'")
+    no_duplicates(names, where)
+    return tuple(names), plugins
+
+
+def suite_from_dict(data: Mapping[str, Any], base: Path | None = None) -> Suite:
+    """A suite from its TOML table; `base` is the folder relative paths are read from."""
+    if _depth(data) >= MAX_TOML_DEPTH:
+        raise ConfigError(f"nested deeper than {MAX_TOML_DEPTH} levels")
+    check_table(data, SUITE_KEYS, "suite")
+    suite = Suite(name=data.get("name", "custom"))
+    raw = data.get("methods", "all")
+    if isinstance(raw, Mapping):  # [methods.NAME] tables, in order
+        names, tables, plugins = [], {}, dict(suite.plugins)
+        for name, table in raw.items():
+            where = f"[methods.{name}]"
+            if not isinstance(table, Mapping):
+                raise ConfigError(f"{where} must be a table")
+            if "class" in table:
+                STRING.check("class", table["class"], where)
+                plugins[name] = load_plugin(table["class"], name, table, base)
+            elif "batch" in table:
+                raise ConfigError(f"{where}: a built-in method's batch regime is fixed")
+            suite = replace(suite, plugins=plugins)
+            tables[name] = _method_table(suite.method(name), table, where, name)
+            names.append(name)
+        if not names:
+            raise ConfigError("[methods] lists no method")
+        methods = tuple(names)
+    else:
+        methods, plugins = resolve_methods(raw, "methods", suite.plugins, base)
+        suite, tables = replace(suite, plugins=plugins), {}
+    generic, per_method = _hparams(data.get("hparams", {}), "[hparams]", suite)
+    for name, table in tables.items():
+        per_method[name] = {**per_method.get(name, {}), **table}
+    default_model = resolve_model(data.get("model"), base)
+    problems = []
+    for i, raw_problem in enumerate(data.get("problems", [])):
+        where = f"[[problems]] #{i + 1}"
+        if "dataset" not in raw_problem:
+            raise ConfigError(f"{where}: needs a dataset")
+        check_table(raw_problem, PROBLEM_KEYS, where)
+        p_generic, p_method = _hparams(raw_problem.get("hparams", {}), f"{where} hparams", suite)
+        own_methods = None
+        if "methods" in raw_problem:
+            own_methods, plugins = resolve_methods(raw_problem["methods"], "methods",
+                                                   suite.plugins, base)  # fmt: skip
+            suite = replace(suite, plugins=plugins)
+        problem = Problem(
+            dataset=raw_problem["dataset"],
+            name=raw_problem.get("name"),
+            targets=_tuple(raw_problem.get("targets"), "targets"),
+            features=_tuple(raw_problem.get("features"), "features"),
+            methods=own_methods,
+            epochs=raw_problem.get("epochs"),
+            batch_size=raw_problem.get("batch_size"),
+            holdout=raw_problem.get("holdout"),
+            standardize=raw_problem.get("standardize"),
+            hparams=p_generic,
+            method_hparams=p_method,
+            task=raw_problem.get("task"),
+            seeds=_seeds(raw_problem["seeds"], f"{where} seeds")
+            if "seeds" in raw_problem
+            else None,
+            schedule=_schedule(raw_problem.get("schedule"), where),
+        )
+        own = resolve_model(raw_problem.get("model"), base)
+        problems.append(problem.with_model(own or default_model if problem.task_def.model_choice
+                                           else own))  # fmt: skip
+    return replace(
+        suite,
+        problems=tuple(problems),
+        methods=methods,
+        impls=parse_impls(data.get("impl", ["scratch", "torch"])),
+        devices=resolve_devices(",".join(split_names(data.get("devices", "auto"), "devices"))),
+        dtype=data.get("dtype", "float32"),
+        seeds=_seeds(data.get("seeds", list(DEFAULT_SEEDS)), "seeds"),
+        epochs=data.get("epochs", DEFAULT_EPOCHS),
+        batch_size=data.get("batch_size"),
+        holdout=data.get("holdout"),
+        standardize=data.get("standardize", False),
+        schedule=_schedule(data.get("schedule"), "suite") or schedules.CONSTANT,
+        hparams=generic,
+        method_hparams=per_method,
+        sweep=dict(data.get("sweep", {})),
+        execution={k: data[k] for k in EXECUTION_KEYS if k in data},
+    )
+
+
+def _tuple(value: Any, what: str) -> tuple[str, ...] | None:
+    return None if value is None else split_names(value, what)
+
+
+def _schedule(value: str | None, where: str) -> str | None:
+    return None if value is None else schedules.canonical(value, f"{where}: schedule")
+
+
+def _seeds(seeds: Any, where: str) -> tuple[int, ...]:
+    """Seeds checked against SEEDS where they entered (`check_table`); distinct here."""
+    no_duplicates(seeds, where)
+    return tuple(seeds)
+
+
+def parse_impls(value: Any) -> tuple[str, ...]:
+    names = split_names(value, "impl")
+    no_duplicates(names, "impl")
+    for n in names:
+        if n not in optimizers.ALL_IMPLS:
+            raise ConfigError(f"unknown impl {n!r}; known: {', '.join(optimizers.ALL_IMPLS)}")
+    return names
+
+
+def resolve_model(value: Any, base: Path | None) -> str | None:
+    """A model name, or a factory spec with a relative file made absolute against `base`."""
+    if value is None:
+        return None
+    STRING.check("model", value)
+    target, _, attr = value.rpartition(":")
+    if base is not None and models.is_plugin(value) and (target.endswith(".py") or "/" in target):
+        return f"{(base / target).resolve()}:{attr}"
+    return value
+
+
+# ----------------------------------------------------------------------------------------------
+# The command line on top
 
 
 def apply_overrides(suite: Suite, o: Overrides) -> Suite:
-    """The suite with command-line flags on top; flags beat every layer of the file."""
-    problems: Iterable[Problem] = suite.problems
+    """The suite with command-line flags on top: they select problems, methods, impls, devices,
+    dtype and seeds, and become the top layers of every setting (`Suite.spec_for`)."""
+    check_numbers(o)
     if o.task is not None and o.datasets is None:
         raise ConfigError("--task says how to read the labels of --datasets CSV files; give both")
     if o.problems is not None and o.datasets is not None:
         raise ConfigError("give --problems (suite problems by name) or --datasets, not both")
     if o.model is not None:
         ModelSpec.parse(o.model)
-    if o.problems is not None:
-        problems = [suite.problem(name) for name in o.problems]
-        if o.model is not None:
-            problems = [_with_model(p, o.model) for p in problems]
-    elif o.datasets is not None:
-        problems = _distinct_names([_problem_for(suite, d, o) for d in o.datasets])
-    elif o.model is not None:
-        problems = [_with_model(p, o.model) for p in problems]
-    problems = list(problems)
-    no_duplicates([p.label for p in problems], "problem names (two problems would share one)")
-    if o.targets is not None or o.features is not None:
-        problems = [
-            replace(p, targets=o.targets or p.targets, features=o.features or p.features)
-            for p in problems
-        ]
-    flag_hp = {
-        k: v
-        for k, v in (("lr", o.lr), ("momentum", o.momentum), ("weight_decay", o.weight_decay))
-        if v is not None
-    }
-    twice = sorted(set(flag_hp) & set(o.hparams))
+    twice = [k for k in ("lr", "momentum", "weight_decay") if getattr(o, k) is not None
+             and k in o.hparams]  # fmt: skip
     if twice:
         raise ConfigError(f"{', '.join(twice)} given both as a flag and in --hp")
-    flag_hp.update(o.hparams)
-    if flag_hp:
-        # Flags beat per-method tables too, so strip the flagged keys from them.
-        problems = [
-            replace(
-                p,
-                hparams={**p.hparams, **flag_hp},
-                method_hparams=_without(p.method_hparams, flag_hp),
-            )
-            for p in problems
-        ]
-    if o.epochs is not None or o.batch_size is not None:
-        problems = [
-            replace(
-                p,
-                epochs=o.epochs if o.epochs is not None else p.epochs,
-                batch_size=o.batch_size if o.batch_size is not None else p.batch_size,
-                method_hparams=_without(p.method_hparams, {"batch_size": 0})
-                if o.batch_size is not None
-                else p.method_hparams,
-            )
-            for p in problems
-        ]
-    if o.holdout is not None:
-        problems = [replace(p, holdout=o.holdout) for p in problems]
-    if o.standardize is not None:
-        problems = [replace(p, standardize=o.standardize) for p in problems]
+    problems: list[Problem] = list(suite.problems)
+    if o.problems is not None:
+        problems = [suite.problem(name) for name in o.problems]
+    elif o.datasets is not None:
+        problems = _distinct_names([_problem_for(suite, d, o) for d in o.datasets])
+    if o.model is not None and o.datasets is None:
+        problems = [replace(p, name=None).with_model(o.model) if p.task_def.model_choice else p
+                    for p in problems]  # fmt: skip
+    no_duplicates([p.label for p in problems], "problem names (two problems would share one)")
+    if o.targets is not None or o.features is not None:
+        problems = [replace(p, targets=o.targets or p.targets, features=o.features or p.features)
+                    for p in problems]  # fmt: skip
     if o.methods is not None:
         problems = [replace(p, methods=None) for p in problems]
-    if o.method_hparams:  # the last layer: --hp adam.lr=... beats every table and flag
-        problems = [
-            replace(p, method_hparams=_merged(p.method_hparams, o.method_hparams)) for p in problems
-        ]
-    return replace(
+    out = replace(
         suite,
         problems=tuple(problems),
         methods=o.methods if o.methods is not None else suite.methods,
@@ -352,13 +873,23 @@ def apply_overrides(suite: Suite, o: Overrides) -> Suite:
         devices=o.devices or suite.devices,
         dtype=o.dtype or suite.dtype,
         seeds=o.seeds or suite.seeds,
-        method_hparams=_without(suite.method_hparams, flag_hp) if flag_hp else suite.method_hparams,
+        plugins={**suite.plugins, **o.plugins},
+        flags=o,
     )
+    for name, table in o.method_hparams.items():
+        method_name, _, inner = name.partition(".")
+        method = out.method(method_name)
+        if inner and inner != method.wraps:
+            raise ConfigError(f"--hp {name}: {method_name!r} wraps no optimizer named {inner!r}")
+        if not inner:
+            _method_table(method, table, "--hp", method_name)
+    for problem in problems:
+        check_model(problem)
+    return out
 
 
 def _distinct_names(problems: list[Problem]) -> list[Problem]:
-    """Two CSV files with one stem (`a/x.csv`, `b/x.csv`) are two problems: name each by its
-    path (`a/x`, `b/x`) rather than letting one shadow the other."""
+    """Two CSV files with one stem (`a/x.csv`, `b/x.csv`) are two problems named by path."""
     counts = Counter(p.label for p in problems)
     return [
         replace(p, name=problem_name(str(Path(p.dataset).with_suffix("")), p.model))
@@ -371,43 +902,22 @@ def _distinct_names(problems: list[Problem]) -> list[Problem]:
 def _problem_for(suite: Suite, dataset: str, o: Overrides) -> Problem:
     """The suite's problem for exactly this (dataset, model), or a fresh one."""
     fresh = Problem(dataset=dataset, targets=o.targets, features=o.features, task=o.task)
-    fresh = task_model(fresh, o.model if fresh.task_def.model_choice else None)
+    fresh = fresh.with_model(o.model if fresh.task_def.model_choice else None)
     for p in suite.problems:
         if p.dataset == dataset and p.model == fresh.model and o.task in (None, p.task_name):
             return p
     return fresh
 
 
-def _with_model(problem: Problem, model: str) -> Problem:
-    """`--model` on a suite problem: a new problem for tasks with a model choice."""
-    if not problem.task_def.model_choice:
-        return problem
-    return replace(problem, model=model, name=None)
-
-
-def _merged(
-    tables: Mapping[str, Mapping[str, Any]], top: Mapping[str, Mapping[str, Any]]
-) -> dict[str, dict[str, Any]]:
-    out = {m: dict(t) for m, t in tables.items()}
-    for method, table in top.items():
-        out.setdefault(method, {}).update(table)
-    return out
-
-
-def _without(
-    tables: Mapping[str, Mapping[str, Any]], keys: Mapping[str, Any]
-) -> dict[str, dict[str, Any]]:
-    return {m: {k: v for k, v in t.items() if k not in keys} for m, t in tables.items()}
-
-
 def check_numbers(o: Overrides) -> None:
-    """Reject bad flag values before any data is loaded."""
+    """Flag values, each against its rule, before any data is loaded."""
     if o.lr is not None:
         finite_positive("--lr", o.lr)
-    if o.epochs is not None and o.epochs < 1:
-        raise ConfigError(f"--epochs must be >= 1, got {o.epochs}")
-    if o.batch_size is not None and o.batch_size < 1:
-        raise ConfigError(f"--batch-size must be >= 1, got {o.batch_size}")
+    for flag, value, lo in (("--epochs", o.epochs, 1), ("--batch-size", o.batch_size, 1)):
+        if value is not None and value < lo:
+            raise ConfigError(f"{flag} must be >= {lo}, got {value}")
+    if o.epochs is not None and o.epochs > MAX_EPOCHS:
+        raise ConfigError(f"--epochs must be <= {MAX_EPOCHS}, got {o.epochs}")
     for name, value in (("--momentum", o.momentum), ("--weight-decay", o.weight_decay)):
         if value is not None and (not math.isfinite(value) or value < 0):
             raise ConfigError(f"{name} must be a finite number >= 0, got {value}")
@@ -415,22 +925,18 @@ def check_numbers(o: Overrides) -> None:
         raise ConfigError(f"--holdout must be a fraction in [0, 1), got {o.holdout}")
     if o.dtype is not None and o.dtype not in DTYPES:
         raise ConfigError(f"unknown dtype {o.dtype!r}; known: {', '.join(DTYPES)}")
-    if o.seeds is not None and any(s < 0 for s in o.seeds):
-        raise ConfigError(f"seeds must be >= 0, got {list(o.seeds)}")
-    for what, items in (
-        ("--seeds", o.seeds),
-        ("--datasets", o.datasets),
-        ("--problems", o.problems),
-    ):
+    if o.seeds is not None:
+        check_seeds(o.seeds, "--seeds")
+    for what, items in (("--datasets", o.datasets), ("--problems", o.problems)):
         if items is not None:
             no_duplicates(items, what)
 
 
-__all__: Sequence[str] = (
-    "DEFAULT_SUITE",
-    "Overrides",
-    "Problem",
-    "Suite",
-    "apply_overrides",
-    "check_numbers",
-)
+def check_seeds(seeds: Sequence[int], what: str) -> None:
+    """At most MAX_SEEDS distinct seeds, each in [0, MAX_SEED]."""
+    if len(seeds) > MAX_SEEDS:
+        raise ConfigError(f"{what}: {len(seeds)} seeds, more than the limit of {MAX_SEEDS}")
+    for s in seeds:
+        if not 0 <= s <= MAX_SEED:
+            raise ConfigError(f"{what}: seeds must be in [0, {MAX_SEED}], got {s}")
+    no_duplicates(seeds, what)

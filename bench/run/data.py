@@ -271,6 +271,13 @@ def _tensor(a: np.ndarray, dtype: torch.dtype, device: str) -> torch.Tensor:
     return shared.to(device=device, dtype=dtype).contiguous()
 
 
+def forget() -> None:
+    """Drop every cached dataset, split and tensor (after a model wrote into shared tensors:
+    the next run loads them afresh)."""
+    for cached in (_loaded, split_sizes, problem_data, device_tensors):
+        cached.cache_clear()
+
+
 # ----------------------------------------------------------------------------------------------
 # Sources: the data of the tasks that bring their own
 

@@ -12,24 +12,49 @@ over the same region (`epoch_cpu_s`). On a shared machine whole stretches of epo
 (thresholds below), the run's time statistics are taken over the undisturbed epochs, and
 `elapsed_s` counts a disturbed epoch at the run's median epoch time, so a loss-vs-time curve
 shows no stall that the optimizer did not cause. The raw `epoch_time_s` is kept.
+
+The training protocol (what every run does, whatever its optimizer):
+- torch's global RNG (CPU, and the run's CUDA device) is seeded from (dataset, model, seed) before
+  the first forward, inside a forked RNG state, so dropout draws the same masks in any order,
+  process or executor; the caller's RNG state is restored afterwards.
+- The model is in `train()` mode for the steps and in `eval()` mode for every evaluation, epoch 0
+  included; an optimizer with its own `train()`/`eval()` (schedule-free methods) is switched with
+  it, so losses are evaluated where its authors evaluate them. Mode switches are outside the
+  timed region, like the evaluation they exist for.
+- Every step evaluates the loss and gradients on its batch, then calls `opt.step(closure)`
+  (`Closure`): the closure hands back that evaluation while the parameters are where it was made,
+  and evaluates again wherever the optimizer has moved them (LBFGS's line search, SAM's second
+  pass), so closure optimizers and optimizers that ignore the closure both see the right
+  gradients. `evals` counts the evaluations of each epoch (an LBFGS step makes up to 25).
+- A schedule (`bench.run.schedules`) is stepped after every optimizer step; the `lr` column is
+  the first parameter group's rate at the end of the epoch.
+- Outcomes (`bench.schema.Status`): `diverged` is decided from numbers (a non-finite loss,
+  parameter or optimizer state, or torch's own overflow converting a hyperparameter); an
+  exception raised inside a plug-in (optimizer, model factory, scheduler) ends the run as
+  `failed`, its message kept; a model that writes into its input data fails its run too (the
+  data tensors are shared between runs, and are reloaded afterwards).
 """
 
 from __future__ import annotations
 
 import copy
+import dis
+import functools
 import math
+import re
 import statistics
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from torch import nn
 
-import optimizers
-from bench.run import tasks
+from bench.run import data as run_data
+from bench.run import optim, schedules, tasks
 from bench.run.data import DTYPE, device_tensors
 from bench.run.device import Backend, cpu_clock, get_backend
+from bench.run.models import is_plugin
 from bench.run.seeding import derive_seed, tensor_hash
 from bench.run.spec import RunSpec
 from bench.run.tasks.base import Loss, Task
@@ -61,18 +86,68 @@ def shuffle_seed(dataset: str, seed: int, batch_size: int) -> int:
     return derive_seed("shuffle", dataset, seed, batch_size)
 
 
+class Closure:
+    """The loss and gradients of the current batch, for `opt.step(closure)`.
+
+    `evaluate(xb, yb)` computes them before the step (zero_grad, forward, backward). Called by
+    the optimizer, the closure returns that evaluation while the parameters are still where it
+    was made, and evaluates again (with grad enabled) once the optimizer has moved them. "Where
+    it was made" is judged by the parameters' version counters, which every in-place update
+    bumps; a plug-in may write through `.data`, which does not, so for plug-ins the values are
+    compared too (`exact=True`: a copy of the parameters per evaluation).
+    """
+
+    def __init__(
+        self, model: nn.Module, opt: torch.optim.Optimizer, loss_fn: Loss, exact: bool = False
+    ) -> None:
+        self.model, self.opt, self.loss_fn = model, opt, loss_fn
+        self.params = [p for p in model.parameters() if p.requires_grad]
+        self.snapshot = [torch.empty_like(p) for p in self.params] if exact else None
+        self.evals = 0
+        self.xb = self.yb = self.loss = None
+        self.versions: list[int] = []
+        self.step: Callable[[], Any] = (
+            functools.partial(opt.step, self) if optim.takes_closure(opt) else opt.step
+        )
+
+    def evaluate(self, xb: torch.Tensor, yb: torch.Tensor) -> None:
+        self.xb, self.yb = xb, yb
+        self._compute()
+
+    def _compute(self) -> None:
+        self.opt.zero_grad()
+        loss = self.loss_fn(self.model(self.xb), self.yb)
+        loss.backward()
+        self.loss = loss
+        self.evals += 1
+        self.versions = [p._version for p in self.params]
+        if self.snapshot is not None:
+            with torch.no_grad():
+                torch._foreach_copy_(self.snapshot, self.params)
+
+    def __call__(self) -> torch.Tensor:
+        if [p._version for p in self.params] == self.versions and (
+            self.snapshot is None
+            or all(torch.equal(a, b) for a, b in zip(self.params, self.snapshot, strict=True))
+        ):
+            return self.loss  # type: ignore[return-value]
+        with torch.enable_grad():
+            self._compute()
+        return self.loss  # type: ignore[return-value]
+
+
 def train_epoch(
-    model: nn.Module,
-    opt: torch.optim.Optimizer,
+    closure: Closure,
     X: torch.Tensor,
     Y: torch.Tensor,
     batch_size: int,
     perm: torch.Tensor | None,
     out: tuple[torch.Tensor, torch.Tensor] | None = None,
-    loss_fn: Loss = tasks.Regression.loss,
     drop_last: bool = False,
+    scheduler: Any = None,
 ) -> None:
-    """One pass over the data in contiguous minibatches of a (once-)shuffled copy.
+    """One pass over the data in contiguous minibatches of a (once-)shuffled copy: per batch,
+    evaluate, `opt.step(closure)`, then the schedule's step.
 
     Gathering the shuffled copy once per epoch and slicing views is ~10x cheaper than a
     DataLoader, which indexes and collates row by row; the last batch is kept even when smaller,
@@ -90,20 +165,22 @@ def train_epoch(
     if drop_last:
         whole = X.shape[0] - X.shape[0] % batch_size
         X, Y = X[:whole], Y[:whole]
+    evaluate, step = closure.evaluate, closure.step
     for xb, yb in zip(X.split(batch_size), Y.split(batch_size), strict=True):
-        opt.zero_grad()
-        loss_fn(model(xb), yb).backward()
-        opt.step()
+        evaluate(xb, yb)
+        step()
+        if scheduler is not None:
+            scheduler.step()
 
 
 class Epochs:
     """The epochs of one run, as `run` performs them: `timed()` does one and returns its seconds.
 
-    It holds what a run's epochs share: the shuffle generator, the stopwatch and the buffer the
-    shuffled copy is gathered into (allocated and touched once, up front). Each epoch draws its
-    permutation on the CPU, so every device sees the same order, before the clock starts; the
-    clock covers `train_epoch` only, after a device barrier. `bench.perf` times `timed()` from
-    the outside to measure what the harness adds to an epoch.
+    It holds what a run's epochs share: the closure, the schedule, the shuffle generator, the
+    stopwatch and the buffer the shuffled copy is gathered into (allocated and touched once, up
+    front). Each epoch draws its permutation on the CPU, so every device sees the same order,
+    before the clock starts; the clock covers `train_epoch` only, after a device barrier.
+    `bench.perf` times `timed()` from the outside to measure what the harness adds to an epoch.
     """
 
     def __init__(
@@ -117,9 +194,12 @@ class Epochs:
         backend: Backend,
         loss_fn: Loss = tasks.Regression.loss,
         drop_last: bool = False,
+        scheduler: Any = None,
+        exact: bool = False,
     ) -> None:
         self.model, self.opt, self.X, self.Y = model, opt, X, Y
-        self.loss_fn = loss_fn
+        self.closure = Closure(model, opt, loss_fn, exact)
+        self.scheduler = scheduler
         self.drop_last = drop_last
         self.batch_size = batch_size
         self.gen = gen
@@ -138,15 +218,14 @@ class Epochs:
         cpu0 = cpu_clock()  # outside the wall clock's region: the wall time never pays for it
         self.stopwatch.start()
         train_epoch(
-            self.model,
-            self.opt,
+            self.closure,
             self.X,
             self.Y,
             self.batch_size,
             perm,
             self.buffers,
-            self.loss_fn,
             self.drop_last,
+            self.scheduler,
         )
         wall = self.stopwatch.stop()
         self.cpu_s = cpu_clock() - cpu0
@@ -170,11 +249,15 @@ def disturbed_epochs(
 
 
 def _evaluate(
-    task: Task, model: nn.Module, data: Sequence[torch.Tensor], loss: Loss | None = None
+    task: Task,
+    model: nn.Module,
+    data: Sequence[torch.Tensor],
+    loss: Loss | None = None,
+    check: bool = False,
 ) -> dict[str, float]:
     """The loss (`loss`, default the task's), and the task's metrics, on the whole training and
     hold-out sets: `train_loss`, `holdout_loss`, `train_<metric>`, ... (NaN for an empty
-    hold-out)."""
+    hold-out). `check`: the model's output shape is checked against the targets first."""
     loss = loss or task.loss
     X_train, Y_train, X_hold, Y_hold = data
     names, values = [], []
@@ -183,6 +266,8 @@ def _evaluate(
             if not X.shape[0]:
                 continue
             out = model(X)
+            if check:
+                task.check_output(out, Y)
             names.append(f"{split}_loss")
             values.append(loss(out, Y))
             for metric, value in task.extra_metrics(out, Y).items():
@@ -194,58 +279,124 @@ def _evaluate(
     return {c: found.get(c, math.nan) for c in METRIC_COLUMNS}
 
 
-def _overflowed(exc: RuntimeError) -> bool:
-    """torch's "value cannot be converted to type float without overflow" (an lr or weight
-    decay beyond the dtype's range) is an overflow of the update, i.e. divergence."""
-    return "overflow" in str(exc)
+_TORCH_OVERFLOW = re.compile(r"value cannot be converted to type \S+ without overflow")
+
+
+def torch_overflow(exc: BaseException) -> bool:
+    """torch's own "value cannot be converted to type float without overflow" (an lr or weight
+    decay beyond the dtype's range): an overflow of the update, i.e. divergence. Judged by the
+    message *and* by where it was raised: inside a C++ call, not by a Python `raise` (a plug-in
+    raising that text is a failure, not a divergence)."""
+    if not isinstance(exc, RuntimeError) or not _TORCH_OVERFLOW.fullmatch(str(exc)):
+        return False
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    if tb is None:
+        return False
+    code = tb.tb_frame.f_code.co_code
+    return dis.opname[code[tb.tb_lasti]] != "RAISE_VARARGS"
 
 
 def _finite_state(model: nn.Module, opt: torch.optim.Optimizer) -> bool:
     """Parameters and every optimizer state tensor finite (an overflowed Adam second moment
     freezes the parameters at finite values: the loss alone would call that run ok)."""
     tensors = [*model.parameters()]
-    tensors += [v for state in opt.state.values() for v in state.values() if torch.is_tensor(v)]
+    tensors += [
+        v
+        for state in opt.state.values()
+        if isinstance(state, dict)
+        for v in state.values()
+        if torch.is_tensor(v) and v.is_floating_point()
+    ]
     return bool(torch.stack([torch.isfinite(t).all() for t in tensors]).all())
+
+
+def _mode(model: nn.Module, opt: torch.optim.Optimizer, mode: str) -> None:
+    """`model.train()`/`.eval()`, and the optimizer's own when it has them (schedule-free
+    methods; or the optimizer a wrapper holds, e.g. Lookahead around a schedule-free one)."""
+    getattr(model, mode)()
+    for holder in (opt, getattr(opt, "optimizer", None), getattr(opt, "base_optimizer", None)):
+        switch = getattr(holder, mode, None)
+        if holder is not None and callable(switch):
+            switch()
+            return
+
+
+def build_optimizer(spec: RunSpec, model: nn.Module) -> torch.optim.Optimizer:
+    """The spec's optimizer over the model's parameters (groups, a wrapper's inner method)."""
+    params = optim.param_groups(model, spec.groups, spec.lr)
+    return optim.build(
+        spec.method_def, params, spec.impl, spec.hparams_dict, spec.inner,
+        dict(spec.inner_hparams),
+    )  # fmt: skip
+
+
+def _has_plugin(spec: RunSpec) -> bool:
+    """Code that is not optbench's runs in this spec: its exceptions are the run's outcome."""
+    return bool(
+        spec.optimizer
+        or ":" in spec.inner
+        or is_plugin(spec.model)
+        or schedules.parse(spec.schedule).target
+    )
 
 
 def _warm_up(
     spec: RunSpec, task: Task, loss: Loss, model: nn.Module, X: torch.Tensor, Y: torch.Tensor
 ) -> None:
-    """A few steps on throwaway copies, through the same code path as the timed epochs."""
+    """A few steps on throwaway copies, through the same code path as the timed epochs. An
+    error here is left for the timed epochs to meet and record."""
     model = copy.deepcopy(model)
-    opt = optimizers.build(spec.method, model.parameters(), impl=spec.impl, **spec.hparams_dict)
     n = min(X.shape[0], WARMUP_STEPS * spec.batch_size)
     perm = torch.arange(n, device=X.device) if spec.batch_size < X.shape[0] else None
     try:
+        opt = build_optimizer(spec, model)
+        _mode(model, opt, "train")
+        closure = Closure(model, opt, loss)
         for _ in range(2):
-            train_epoch(model, opt, X[:n], Y[:n], spec.batch_size, perm, None, loss, task.drop_last)
-    except RuntimeError as exc:  # the timed epochs will meet (and record) the same overflow
-        if not _overflowed(exc):
-            raise
+            train_epoch(closure, X[:n], Y[:n], spec.batch_size, perm, None, task.drop_last)
+    except Exception:
+        return
+
+
+def _lr(opt: torch.optim.Optimizer, default: float) -> float:
+    """The first parameter group's rate (what the next step would use)."""
+    groups = getattr(opt, "param_groups", None)
+    value = groups[0].get("lr", default) if groups else default
+    return float(value)
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(f"{type(exc).__name__}: {exc}".split())[:500]
+
+
+class ModelWroteData(RuntimeError):
+    """The model changed its input tensors (shared by every run of the problem)."""
+
+    def __init__(self, model: str) -> None:
+        super().__init__(
+            f"the model ({model}) wrote into its input data; a model must not change its "
+            "inputs (they are shared by every run of the problem)"
+        )
 
 
 def run(spec: RunSpec, backend: Backend | None = None) -> RunResult:
-    """Train per the spec. A non-finite loss, parameter or optimizer state, or an update that
-    overflows the dtype, ends the run with status 'diverged', its rows kept."""
+    """Train per the spec under the training protocol of the module docstring. A non-finite
+    loss, parameter or optimizer state, or an update that overflows the dtype, ends the run with
+    status 'diverged', its rows kept; a plug-in's exception ends it as 'failed'."""
     backend = backend or get_backend(spec.device)
     device = backend.torch_device
     task = tasks.get(spec.task)
     data = task.data(spec)
     tensors = device_tensors(spec.problem_key, spec.device, spec.dtype)
-    X_train, Y_train = tensors[0], tensors[1]
-    n = X_train.shape[0]
+    n = tensors[0].shape[0]
+    steps = n // spec.batch_size if task.drop_last else math.ceil(n / spec.batch_size)
 
     model = task.model(spec, data)
     model.to(device=device, dtype=DTYPE[spec.dtype])
     init_hash = tensor_hash(model.state_dict())  # of the run's own starting tensors
-    opt = optimizers.build(spec.method, model.parameters(), impl=spec.impl, **spec.hparams_dict)
     loss = task.loss_for(spec, data)
-    _warm_up(spec, task, loss, model, X_train, Y_train)
-
-    gen = torch.Generator().manual_seed(shuffle_seed(data.name, spec.seed, spec.batch_size))
-    epochs = Epochs(
-        model, opt, X_train, Y_train, spec.batch_size, gen, backend, loss, task.drop_last
-    )
     base = {
         "run_id": spec.run_id,
         "problem": spec.problem or problem_name(data.name, spec.model),
@@ -261,35 +412,88 @@ def run(spec: RunSpec, backend: Backend | None = None) -> RunResult:
         "hparams": spec.hparams_json,
         "init_hash": init_hash,
     }
-    rows = [_row(base, 0, _evaluate(task, model, tensors, loss), 0.0, 0.0, Status.OK)]
-    if task.records:  # per-epoch values read from the model (the 2-D tasks' path)
-        rows[0].update(task.record(model))
-    status = Status.OK
+    versions = [t._version for t in tensors]
+    rows: list[dict[str, Any]] = []
+    status, error = Status.OK, ""
+    devices = [device.index or 0] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        try:
+            _train(spec, task, data, model, loss, tensors, backend, steps, base, rows)
+        except _Diverged:
+            status = Status.DIVERGED
+        except (Exception, SystemExit) as exc:
+            if not (_has_plugin(spec) or isinstance(exc, ModelWroteData)):
+                raise  # optbench's own code failed: a bug, not an outcome
+            status, error = Status.FAILED, _one_line(exc)
+        finally:
+            if [t._version for t in tensors] != versions:
+                run_data.forget()  # the shared tensors were written into: reload them
+    if not rows:  # failed before its first evaluation
+        rows.append(_row(base, 0, dict.fromkeys(METRIC_COLUMNS, math.nan), 0.0, 0.0, status))
+        rows[0].update(lr=spec.lr, evals=0)
+    rows[-1]["status"] = status  # a run's last row carries how it ended
+    timing = _judge_epochs(rows, backend.cpu_time_meaningful)
+    loss_star = task.optimum(spec, data)
+    summary = _summary(base, rows, timing, status, data, spec, steps, loss_star)
+    summary["error"] = error
+    return RunResult(spec, rows, summary)
+
+
+class _Diverged(Exception):
+    """Raised inside `_train` once a diverged epoch's row is recorded."""
+
+
+def _train(
+    spec: RunSpec,
+    task: Task,
+    data: Any,
+    model: nn.Module,
+    loss: Loss,
+    tensors: Sequence[torch.Tensor],
+    backend: Backend,
+    steps: int,
+    base: dict[str, Any],
+    rows: list[dict[str, Any]],
+) -> None:
+    """The epochs of `run`, appending one row per epoch to `rows` (epoch 0 = the start)."""
+    X_train, Y_train = tensors[0], tensors[1]
+    versions = [t._version for t in tensors]
+    opt = build_optimizer(spec, model)
+    _warm_up(spec, task, loss, model, X_train, Y_train)
+    schedule = schedules.parse(spec.schedule).build(opt, spec.epochs * steps)
+    torch.manual_seed(derive_seed("torch-rng", data.name, spec.model, spec.seed))
+    gen = torch.Generator().manual_seed(shuffle_seed(data.name, spec.seed, spec.batch_size))
+    epochs = Epochs(
+        model, opt, X_train, Y_train, spec.batch_size, gen, backend, loss, task.drop_last,
+        schedule, exact=_has_plugin(spec),
+    )  # fmt: skip
+
+    def record(epoch: int, seconds: float, cpu: float, evals: int, status: str) -> None:
+        _mode(model, opt, "eval")
+        metrics = _evaluate(task, model, tensors, loss, check=epoch == 0)
+        if [t._version for t in tensors] != versions:
+            raise ModelWroteData(spec.model)
+        row = _row(base, epoch, metrics, seconds, cpu, status)
+        row["lr"], row["evals"] = _lr(opt, spec.lr), evals
+        if task.records:  # per-epoch values read from the model (the 2-D tasks' path)
+            row.update(task.record(model))
+        rows.append(row)
+
+    record(0, 0.0, 0.0, 0, Status.OK)
     for epoch in range(1, spec.epochs + 1):
-        overflow = False
+        _mode(model, opt, "train")
+        before = epochs.closure.evals
         try:
             seconds, cpu = epochs.timed(), epochs.cpu_s
         except RuntimeError as exc:
-            if not _overflowed(exc):
+            if not torch_overflow(exc):
                 raise
-            overflow, seconds, cpu = True, math.nan, math.nan
-        metrics = _evaluate(task, model, tensors, loss)
-        if (
-            overflow
-            or not math.isfinite(metrics["train_loss"])
-            or not _finite_state(model, epochs.opt)
-        ):
-            status = Status.DIVERGED
-        rows.append(_row(base, epoch, metrics, seconds, cpu, status))
-        if task.records:
-            rows[-1].update(task.record(model))
-        if status == Status.DIVERGED:
-            break
-    timing = _judge_epochs(rows, backend.cpu_time_meaningful)
-    loss_star = task.optimum(spec, data)
-    steps = n // spec.batch_size if task.drop_last else math.ceil(n / spec.batch_size)
-    summary = _summary(base, rows, timing, status, data, spec, steps, loss_star)
-    return RunResult(spec, rows, summary)
+            record(epoch, math.nan, math.nan, epochs.closure.evals - before, Status.DIVERGED)
+            raise _Diverged() from None
+        record(epoch, seconds, cpu, epochs.closure.evals - before, Status.OK)
+        if not math.isfinite(rows[-1]["train_loss"]) or not _finite_state(model, opt):
+            rows[-1]["status"] = Status.DIVERGED
+            raise _Diverged()
 
 
 def _row(

@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, fields
-from functools import cached_property
+from functools import cached_property, lru_cache
 from typing import Any
-
-import torch
 
 import optimizers
 from bench.errors import ConfigError
+from bench.run import optim, schedules
 from bench.run.device import KNOWN_DEVICES
 from bench.run.models import ModelSpec
 from bench.run.seeding import derive_seed
@@ -46,9 +45,50 @@ def finite_positive(name: str, value: Any) -> None:
         raise ConfigError(f"{name} must be a finite number > 0, got {value!r}")
 
 
+@lru_cache(maxsize=4096)
+def _check_method(
+    method: str,
+    optimizer: str,
+    impl: str,
+    hparams: Hparams,
+    inner: str,
+    inner_hparams: Hparams,
+    groups: str,
+) -> None:
+    """The method part of a spec, checked once per distinct value (a sweep repeats them)."""
+    definition = optim.method_def(method, optimizer, hparams if optimizer else ())
+    if impl not in optimizers.ALL_IMPLS:
+        raise ConfigError(f"unknown impl {impl!r}; known: {', '.join(optimizers.ALL_IMPLS)}")
+    if impl not in definition.impls:
+        raise ConfigError(
+            f"method {method!r} has no {impl!r} implementation; it has: "
+            f"{', '.join(definition.impls)}"
+        )
+    hp = dict(hparams)
+    try:
+        definition.resolve(**hp)
+    except ValueError:
+        unknown = sorted(set(hp) - set(definition.hparam_names) - {"lr"})
+        raise ConfigError(
+            f"method {method!r} does not take {', '.join(unknown)}; "
+            f"it takes {', '.join(definition.hparam_names)}"
+        ) from None
+    if "lr" not in hp:
+        raise ConfigError("a run spec needs an explicit lr")
+    finite_positive("lr", hp["lr"])
+    optim.check(definition, impl, hp, inner, dict(inner_hparams))
+    if groups:
+        optim.parse_groups(groups, definition, f"{method}.groups")
+
+
 @dataclass(frozen=True)
 class RunSpec:
-    """Everything that determines one run; a run is a pure function of this."""
+    """Everything that determines one run; a run is a pure function of this, in any process.
+
+    The method is a built-in name, or (`optimizer`) the import path of a class or factory that
+    `name` stands for in the tables, with a wrapper's `inner` method and its hyperparameters,
+    the learning-rate `schedule` and parameter `groups` (`bench.run.optim`, `.schedules`).
+    """
 
     dataset: str
     method: str
@@ -66,33 +106,26 @@ class RunSpec:
     features: tuple[str, ...] | None = None
     task: str = "regression"
     problem: str = ""  # the suite's name for (dataset, model); "" = the default name
+    optimizer: str = ""  # import path of a plug-in's class or factory; "" = a built-in method
+    inner: str = ""  # a wrapper's inner method: a built-in name or an import path
+    inner_hparams: Hparams = ()
+    schedule: str = schedules.CONSTANT
+    groups: str = ""  # parameter-group rules, canonical JSON (bench.run.optim.parse_groups)
 
     def __post_init__(self) -> None:
-        method = get_method(self.method)
-        if self.impl not in optimizers.ALL_IMPLS:
-            raise ConfigError(
-                f"unknown impl {self.impl!r}; known: {', '.join(optimizers.ALL_IMPLS)}"
-            )
-        if self.impl not in method.impls:
-            raise ConfigError(
-                f"method {self.method!r} has no {self.impl!r} implementation; it has: "
-                f"{', '.join(method.impls)}"
-            )
+        if self.optimizer and self.impl == "scratch":
+            object.__setattr__(self, "impl", optimizers.PLUGIN)  # a plug-in runs as itself
+        _check_method(
+            self.method,
+            self.optimizer,
+            self.impl,
+            self.hparams,
+            self.inner,
+            self.inner_hparams,
+            self.groups,
+        )
+        object.__setattr__(self, "schedule", schedules.canonical(self.schedule))
         ModelSpec.parse(self.model)
-        hp = dict(self.hparams)
-        unknown = sorted(set(hp) - set(method.hparam_names))
-        if unknown:
-            raise ConfigError(
-                f"method {self.method!r} does not take {', '.join(unknown)}; "
-                f"it takes {', '.join(method.hparam_names)}"
-            )
-        if "lr" not in hp:
-            raise ConfigError("a run spec needs an explicit lr")
-        finite_positive("lr", hp["lr"])
-        try:  # the optimizer's own checks (negative momentum, nesterov without momentum, ...)
-            optimizers.build(self.method, [torch.zeros(1, requires_grad=True)], **hp)
-        except (ValueError, TypeError) as exc:
-            raise ConfigError(f"{self.method}: {exc}") from None
         if isinstance(self.epochs, bool) or not isinstance(self.epochs, int) or self.epochs < 1:
             raise ConfigError(f"epochs must be an integer >= 1, got {self.epochs!r}")
         if (
@@ -109,6 +142,11 @@ class RunSpec:
             raise ConfigError(f"seed must be an integer >= 0, got {self.seed!r}")
         if not 0.0 <= self.holdout < 1.0:
             raise ConfigError(f"holdout must be a fraction in [0, 1), got {self.holdout!r}")
+
+    @cached_property
+    def method_def(self) -> optimizers.Method:
+        """The method's definition, from the spec alone (no registry filled at parse time)."""
+        return optim.method_def(self.method, self.optimizer, self.hparams if self.optimizer else ())
 
     @property
     def lr(self) -> float:

@@ -6,13 +6,18 @@ the spec (every field, the `problem` label too: it is written into the rows), op
 version (the source of `bench/run`, `bench/schema.py`, `optimizers` and `datasets`, never the
 git commit, which changes with the docs), the torch and numpy versions, the CPU's vector
 capability and the GPU's name, and the bytes of any file the spec names (a CSV dataset, a
-plug-in optimizer). Change any of these and the run is computed afresh.
+plug-in optimizer, a model factory; for an installed module, its source and its distribution's
+version). Change any of these and the run is computed afresh.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import importlib.metadata
+import importlib.util
 import json
+from collections.abc import Mapping
 from dataclasses import fields
 from functools import lru_cache
 from pathlib import Path
@@ -21,12 +26,16 @@ from typing import Any
 import numpy as np
 import torch
 
-import optimizers
+import datasets
+from bench.run import schedules
+from bench.run.data import SOURCES
+from bench.run.models import is_plugin
 from bench.run.spec import RunSpec
 from bench.schema import freeze_hparams
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 CODE_PATHS = ("bench/run", "bench/schema.py", "optimizers", "datasets")
+_HPARAMS = ("hparams", "inner_hparams")
 
 
 def _sha256(path: Path) -> str:
@@ -65,7 +74,7 @@ def spec_to_dict(spec: RunSpec) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for f in fields(spec):
         value = getattr(spec, f.name)
-        if f.name == "hparams":
+        if f.name in _HPARAMS:
             value = [[k, list(v) if isinstance(v, tuple) else v] for k, v in value]
         elif isinstance(value, tuple):
             value = list(value)
@@ -75,25 +84,76 @@ def spec_to_dict(spec: RunSpec) -> dict[str, Any]:
 
 def spec_from_dict(data: dict[str, Any]) -> RunSpec:
     data = dict(data)
-    data["hparams"] = freeze_hparams(dict((k, v) for k, v in data["hparams"]))
+    for name in _HPARAMS:
+        if name in data:
+            data[name] = freeze_hparams(dict((k, v) for k, v in data[name]))
     for name in ("targets", "features"):
         if data.get(name) is not None:
             data[name] = tuple(data[name])
     return RunSpec(**data)
 
 
-def _input_files(spec: RunSpec) -> dict[str, str]:
-    """sha256 of every file the spec reads: a CSV dataset, a plug-in optimizer's source."""
-    out = {}
-    dataset = Path(spec.dataset)
-    if dataset.suffix == ".csv" and dataset.is_file():
-        out["dataset"] = _sha256(dataset)
-    plugin = getattr(optimizers.get(spec.method), "plugin", None)
-    if plugin:
-        out["plugin"] = plugin
-        source = Path(plugin.rsplit(":", 1)[0])
-        if source.suffix == ".py" and source.is_file():
-            out["plugin_source"] = _sha256(source)
+def _file_digest(path: Path) -> str:
+    """sha256 of a file's bytes, read once per (inode, size, mtime) in a process."""
+    st = path.stat()
+    return _digest_of(str(path.resolve()), st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+@lru_cache(maxsize=256)
+def _digest_of(path: str, ino: int, size: int, mtime_ns: int) -> str:
+    return _sha256(Path(path))
+
+
+@lru_cache(maxsize=1)
+def _distributions() -> Mapping[str, list[str]]:
+    """Top-level module -> the installed distributions providing it (read once: it scans
+    every installed package's metadata)."""
+    return importlib.metadata.packages_distributions()
+
+
+def _code_identity(spec: str) -> dict[str, str]:
+    """What stands behind an import path: a file's bytes, or a module's source bytes and the
+    version of the installed distribution that provides it ("missing" if neither is found,
+    so a run whose code cannot be verified is never reused)."""
+    target, _, _ = spec.rpartition(":")
+    if target.endswith(".py") or "/" in target:
+        path = Path(target)
+        return {"file": _file_digest(path) if path.is_file() else "missing"}
+    top = target.split(".")[0]
+    out = {"module": target}
+    with contextlib.suppress(Exception):  # a module that cannot be found: "missing" below
+        origin = importlib.util.find_spec(target)
+        if origin is not None and origin.origin and Path(origin.origin).is_file():
+            out["source"] = _file_digest(Path(origin.origin))
+    for dist in _distributions().get(top, []):
+        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
+            out[f"version:{dist}"] = importlib.metadata.version(dist)
+    if len(out) == 1:
+        out["source"] = "missing"
+    return out
+
+
+def _input_files(spec: RunSpec) -> dict[str, Any]:
+    """Every input outside optbench's code that can change the run's numbers: the dataset's
+    file (whatever its name), and the code behind each import path the spec names (plug-in
+    optimizer, a wrapper's inner method, model factory, scheduler, a class given as a
+    hyperparameter)."""
+    out: dict[str, Any] = {}
+    name = spec.dataset.partition(":")[0]
+    if name not in datasets.REGISTRY and name not in SOURCES:
+        path = Path(spec.dataset)
+        out["dataset"] = _file_digest(path) if path.is_file() else "missing"
+    paths = {
+        "optimizer": spec.optimizer,
+        "inner": spec.inner if ":" in spec.inner else "",
+        "model": spec.model if is_plugin(spec.model) else "",
+        "schedule": schedules.parse(spec.schedule).target or "",
+    }
+    paths.update({f"hparam:{k}": v for k, v in spec.hparams + spec.inner_hparams
+                  if isinstance(v, str) and ":" in v})  # fmt: skip
+    for role, path in paths.items():
+        if path:
+            out[role] = {"path": path, **_code_identity(path)}
     return out
 
 

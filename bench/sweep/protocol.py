@@ -32,10 +32,11 @@ from bench.errors import ConfigError
 from bench.run.config import Suite
 from bench.run.executors import Executor
 from bench.run.runner import RunResult
-from bench.run.spec import RunSpec, get_method
+from bench.run.spec import RunSpec
 from bench.schema import Status, freeze_hparams
 from bench.store import CachedRuns, Store
 from bench.sweep.config import SweepConfig
+from optimizers import Method
 
 Entry = tuple[RunSpec, str, str]  # (spec, phase, label): one run of the sweep
 
@@ -69,8 +70,7 @@ def _with_hparams(spec: RunSpec, **hp: Any) -> RunSpec:
     return replace(spec, hparams=freeze_hparams({**spec.hparams_dict, **hp}))
 
 
-def _extra_axes(method_name: str, config: SweepConfig) -> list[dict[str, Any]]:
-    method = get_method(method_name)
+def _extra_axes(method: Method, config: SweepConfig) -> list[dict[str, Any]]:
     if config.momentum and "momentum" in method.hparams:
         return [{"momentum": m} for m in config.momentum]
     if config.beta1 and "betas" in method.hparam_names:
@@ -89,7 +89,7 @@ def point_specs(
         base = suite.spec_for(p, method, "scratch", "cpu", seed)
         for k in steps:
             factor = 10.0 ** (k / config.points_per_decade)
-            for e in _extra_axes(method, config):
+            for e in _extra_axes(suite.method(method), config):
                 specs.append(_with_hparams(base, lr=float(base.lr * factor), **e))
     return specs
 
@@ -146,14 +146,25 @@ def rerun_specs(
     tuned, default = [], []
     for row in selection.itertuples():
         problem = suite.problem(row.problem)
-        method = get_method(row.method)
-        library = {**method.hparams, "lr": method.resolve()["lr"]}
+        library = library_defaults(suite.method(row.method))
         for seed in config.seeds:
             base = suite.spec_for(problem, row.method, "scratch", "cpu", seed)
             if row.hparams is not None:
                 tuned.append(replace(base, hparams=freeze_hparams(json.loads(row.hparams))))
-            default.append(replace(base, hparams=freeze_hparams(library)))
+            if library is not None:
+                default.append(replace(base, hparams=freeze_hparams(library)))
     return tuned, default
+
+
+def library_defaults(method: Method) -> dict[str, Any] | None:
+    """A method's library defaults: a built-in's registered hyperparameters at the rule's
+    default lr; a plug-in's constructor defaults (its signature), or None when its constructor
+    has no default lr (it then has no defaults to rerun)."""
+    if method.plugin is None:
+        return {**method.hparams, "lr": method.resolve()["lr"]}
+    if "lr" not in method.defaults:
+        return None
+    return {k: v for k, v in method.defaults.items() if k in dict(method.hparams) or k == "lr"}
 
 
 def _step_of(runs: pd.DataFrame, suite: Suite, config: SweepConfig) -> pd.Series:

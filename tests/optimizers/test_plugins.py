@@ -204,7 +204,7 @@ BAD = [
     ("{dir}/raising.py:SignSGD", {}, "raised RuntimeError: boom on two lines"),
     ("{dir}/signsgd.py:Missing", {}, "has no attribute 'Missing'"),
     ("{dir}/signsgd.py:NotAnOptimizer", {}, "is not a torch.optim.Optimizer subclass"),
-    ("{dir}/signsgd.py:helper", {}, "'helper' is not a class (it is a function)"),
+    ("{dir}/signsgd.py:helper", {}, "helper must take the parameters (params) first (a factory is"),
     ("{dir}/signsgd.py", {}, "no ':'"),
     (":SignSGD", {}, "empty module or file"),
     ("{dir}/signsgd.py:", {}, "empty class name"),

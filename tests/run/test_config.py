@@ -14,8 +14,9 @@ from bench.run.config import (
     Suite,
     apply_overrides,
     check_numbers,
+    suite_from_dict,
+    suite_from_toml,
 )
-from bench.run.suite_file import suite_from_dict, suite_from_toml
 
 
 def hp(spec) -> dict:

@@ -13,7 +13,7 @@ import pytest
 
 from bench import cli
 from bench.errors import ConfigError
-from bench.run.methods import parse_hp, parse_value
+from bench.run.config import parse_hp, parse_value
 
 SIGNSGD = textwrap.dedent(
     """

@@ -181,7 +181,9 @@ class RecordingBackend(CpuBackend):
 def test_only_training_steps_are_timed_and_clock_reads_follow_a_barrier(monkeypatch):
     log: list[str] = []
     real_eval, real_train = runner._evaluate, runner.train_epoch
-    monkeypatch.setattr(runner, "_evaluate", lambda *a: (log.append("eval"), real_eval(*a))[1])
+    monkeypatch.setattr(
+        runner, "_evaluate", lambda *a, **k: (log.append("eval"), real_eval(*a, **k))[1]
+    )
     monkeypatch.setattr(runner, "train_epoch", lambda *a: (log.append("train"), real_train(*a))[1])
     monkeypatch.setattr(runner, "_warm_up", lambda *a: log.append("warmup"))
     result = run(spec(epochs=3), backend=RecordingBackend(log))

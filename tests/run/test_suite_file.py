@@ -7,7 +7,7 @@ import pytest
 
 from bench import cli
 from bench.errors import ConfigError
-from bench.run.suite_file import PROBLEM_CONSTRAINTS, SUITE_CONSTRAINTS, suite_from_dict
+from bench.run.config import PROBLEM_KEYS, SUITE_KEYS, suite_from_dict
 
 P = {"dataset": "crops5"}
 
@@ -48,8 +48,8 @@ def test_type_errors_name_the_key(data, message):
 
 
 def test_every_key_has_a_constraint_and_good_values_pass():
-    assert {"standardize", "holdout", "hparams", "seeds"} <= set(SUITE_CONSTRAINTS)
-    assert {"dataset", "hparams", "holdout"} <= set(PROBLEM_CONSTRAINTS)
+    assert {"standardize", "holdout", "hparams", "seeds"} <= set(SUITE_KEYS)
+    assert {"dataset", "hparams", "holdout"} <= set(PROBLEM_KEYS)
     suite = suite_from_dict(
         {
             "standardize": True,

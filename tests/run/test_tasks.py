@@ -12,11 +12,10 @@ from sklearn.linear_model import LogisticRegression
 
 import datasets
 from bench.run import tasks
-from bench.run.config import DEFAULT_SUITE
+from bench.run.config import DEFAULT_SUITE, suite_from_toml
 from bench.run.data import device_tensors, problem_data
 from bench.run.runner import run, shuffle_seed
 from bench.run.spec import RunSpec
-from bench.run.suite_file import suite_from_toml
 
 # ----------------------------------------------------------------------------------------------
 # Regression: unchanged

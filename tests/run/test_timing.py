@@ -18,6 +18,7 @@ from bench.errors import ConfigError
 from bench.output import run_report
 from bench.output.doc import markdown
 from bench.run import envinfo, executors
+from bench.run.config import suite_from_dict
 from bench.run.device import DEFAULT_THREADS, CpuBackend, PerfCounterStopwatch, torch_threads
 from bench.run.executors import SerialExecutor, run_all
 from bench.run.runner import (
@@ -28,7 +29,6 @@ from bench.run.runner import (
     run,
 )
 from bench.run.spec import RunSpec
-from bench.run.suite_file import suite_from_dict
 
 STALL_S = 0.03  # ~100x a crops15 gd epoch (~0.3 ms): what a descheduled process looks like
 

@@ -25,13 +25,12 @@ from dataclasses import replace
 
 from bench.perf.cases.common import Case, Scale
 from bench.perf.timing import Row, Stats, Target, judged
-from bench.run.config import DEFAULT_SUITE, Overrides, Suite, apply_overrides
+from bench.run.config import DEFAULT_SUITE, Overrides, Suite, apply_overrides, suite_from_toml
 from bench.run.device import DEFAULT_THREADS, CpuBackend, PerfCounterStopwatch, torch_threads
 from bench.run.executors import SerialExecutor
 from bench.run.executors.dask import DaskExecutor
 from bench.run.runner import DISTURBED_OVER_CPU, DISTURBED_SLACK_S, RunResult, run
 from bench.run.spec import RunSpec
-from bench.run.suite_file import suite_from_toml
 from bench.sweep import SweepConfig, SweepResult, run_sweep
 
 DASK_WORKERS = 2

@@ -9,6 +9,7 @@ from functools import lru_cache
 import torch
 from torch import nn
 
+from bench.errors import ConfigError
 from bench.run.data import ProblemData, problem_data
 from bench.run.models import ModelSpec
 from bench.run.seeding import derive_seed
@@ -60,6 +61,15 @@ class Task:
     def optimum(self, spec: RunSpec, data: ProblemData) -> float:
         """The known optimum of the training loss, or NaN where there is none."""
         return math.nan
+
+    def check_output(self, outputs: torch.Tensor, targets: torch.Tensor) -> None:
+        """The model's output on a split must have the targets' shape (one value per target),
+        never broadcast against them; a ConfigError naming both shapes otherwise."""
+        if outputs.shape != targets.shape:
+            raise ConfigError(
+                f"the model's output has shape {tuple(outputs.shape)} for targets of shape "
+                f"{tuple(targets.shape)}"
+            )
 
     def extra_metrics(
         self, outputs: torch.Tensor, targets: torch.Tensor

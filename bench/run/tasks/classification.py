@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from bench.errors import ConfigError
 from bench.run.tasks.base import Task, register
 
 
@@ -24,6 +25,14 @@ class Classification(Task):
     summary = "softmax cross-entropy on logits (integer labels), accuracy per epoch; no optimum"
     loss = staticmethod(F.cross_entropy)
     metrics = ("accuracy",)
+
+    def check_output(self, outputs: torch.Tensor, targets: torch.Tensor) -> None:
+        """One row of logits per label: shape (n, classes) for labels of shape (n,)."""
+        if outputs.ndim != 2 or outputs.shape[0] != targets.shape[0]:
+            raise ConfigError(
+                f"the model's output has shape {tuple(outputs.shape)}; classification needs "
+                f"one row of logits per label, ({targets.shape[0]}, classes)"
+            )
 
     def extra_metrics(
         self, outputs: torch.Tensor, targets: torch.Tensor
