@@ -35,6 +35,7 @@ EPOCH_COLUMNS: Final = [
     "batch_size",
     "lr",  # the rate in effect at the end of the epoch (the schedule's; the first group's)
     "hparams",
+    "schedule",  # the learning-rate schedule (bench.run.schedules), "constant" by default
     "init_hash",
     "epoch",
     "train_loss",
@@ -67,7 +68,9 @@ TIMING_COLUMNS: Final = [
     "seconds_to_target",
 ]
 # What identifies a run apart from its implementation: scratch and torch twins share these.
-RUN_KEYS: Final = ["problem", "dataset", "model", "method", "device", "dtype", "seed", "hparams"]
+RUN_KEYS: Final = [
+    "problem", "dataset", "model", "method", "device", "dtype", "seed", "hparams", "schedule",
+]  # fmt: skip
 # What fixes the data and initial weights of a run (init_hash is constant over the rest).
 PROBLEM_SEED_KEYS: Final = ["problem", "seed"]
 

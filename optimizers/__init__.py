@@ -57,6 +57,7 @@ from .registry import (
     register,
     register_method,
     register_rule,
+    takes_optimizer,
     wrapped_argument,
 )
 from .sgd import SGD
@@ -85,5 +86,6 @@ __all__ = [
     "register_method",
     "register_rule",
     "resolve_methods",
+    "takes_optimizer",
     "wrapped_argument",
 ]

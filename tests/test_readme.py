@@ -128,7 +128,72 @@ def on_scheduler(out: Path) -> None:
     assert len(runs_of(out / "results/latest")) > 0
 
 
+def epochs_of(out: Path) -> pd.DataFrame:
+    return pd.read_csv(out / "epochs.csv")
+
+
+def authors_protocol(out: Path) -> None:
+    runs = runs_of(out / "results/latest")
+    assert set(runs["status"]) == {"ok"}
+    assert {"adamwschedulefree", "lbfgs"} <= set(runs["method"])
+    epochs = epochs_of(out / "results/latest")
+    lbfgs = epochs[(epochs["method"] == "lbfgs") & (epochs["epoch"] > 0)]
+    assert (lbfgs["evals"] > 1).all()  # closures: a line search per full-batch step
+    lbfgs_run = runs[runs["method"] == "lbfgs"].iloc[0]
+    assert lbfgs_run["final_train_loss"] <= lbfgs_run["loss_star"] * (1 + 1e-3)
+
+
+def schedules_run(out: Path) -> None:
+    epochs = epochs_of(out / "results/latest")
+    mini = epochs[epochs["method"] == "minibatch"].groupby("epoch")["lr"].first()
+    assert mini.max() == pytest.approx(0.05)
+    assert mini.iloc[-1] < 0.01
+    assert set(epochs.loc[epochs["method"] == "adam", "schedule"]) == {
+        "torch.optim.lr_scheduler:StepLR:gamma=0.5,step_size=30"
+    }
+
+
+def wrappers_run(out: Path) -> None:
+    runs = runs_of(out / "results/latest")
+    assert set(runs["method"]) == {"adam", "la", "sam"}
+    assert set(runs["status"]) == {"ok"}
+    epochs = epochs_of(out / "results/latest")
+    sam, adam = (epochs[(epochs["method"] == m) & (epochs["epoch"] > 0)] for m in ("sam", "adam"))
+    assert (sam["evals"].to_numpy() == 2 * adam["evals"].to_numpy()[: len(sam)]).all()
+
+
+def factory_run(out: Path) -> None:
+    runs = runs_of(out / "results/latest")
+    assert set(runs["method"]) == {"minibatch", "nag"}
+    assert set(runs[runs["method"] == "nag"]["impl"]) == {"plugin"}
+
+
+def groups_run(out: Path) -> None:
+    runs = runs_of(out / "results/latest")
+    assert set(runs["problem"]) == {"digits-net.make_model"}
+    assert set(runs["status"]) == {"ok"}
+    epochs = epochs_of(out / "results/latest")
+    start = epochs[epochs["epoch"] == 0]
+    assert start["train_loss"].nunique() == 1  # eval mode: one loss at the shared start
+
+
 PROMISES: dict[str, Callable[..., None]] = {
+    "python -m bench run --datasets diabetes --standardize --methods "
+    "adam,schedulefree:AdamWScheduleFree,torch.optim:LBFGS --hp "
+    "lr=0.01,lbfgs.batch=full,lbfgs.lr=1 --epochs 20": authors_protocol,
+    "python -m bench run --datasets crops15 --standardize --methods minibatch,adam --lr 0.05 "
+    "--schedule cosine:warmup=0.1 --hp "
+    "adam.schedule=torch.optim.lr_scheduler:StepLR:step_size=30:gamma=0.5": schedules_run,
+    "python -m bench run --datasets crops15 --standardize --methods "
+    "adam,la=pytorch_optimizer:Lookahead,sam=pytorch_optimizer:SAM --hp "
+    "lr=0.01,la.optimizer=adam,la.k=5,sam.base_optimizer=torch.optim:SGD,sam.rho=0.05": (
+        wrappers_run
+    ),
+    "python -m bench run --datasets crops15 --standardize --methods "
+    "minibatch,nag=path/to/factory.py:sgd_nesterov --hp lr=0.01": factory_run,
+    "python -m bench run --datasets digits --standardize --model path/to/net.py:make_model "
+    "--methods adam,adamw --batch-size 64 --hp "
+    "lr=0.01,adamw.groups=no_decay,adamw.weight_decay=0.1": groups_run,
     "nox -s bench -- --datasets crops15 --methods gd,sgd,minibatch --epochs 200 "
     "--seeds 0,1,2,3,4": crops15_linear,
     "nox -s bench -- --datasets path/to/table.csv --targets y1,y2 --standardize --lr 0.01": (
@@ -214,10 +279,17 @@ def test_readme_python_examples_run():
     # The store's query example needs a real output folder: tests/store/test_store.py runs it.
     files = [b for b in blocks("python") if FILE_BLOCK.match(b)]
     assert files, "the README's plug-in optimizer file is gone"
-    for block in files:  # a plug-in file: it defines an optimizer
+    for block in files:  # a plug-in file: an optimizer, a factory or a model
         namespace = {}
         exec(compile(block, "README.md", "exec"), namespace)
-        assert issubclass(namespace["SignSGD"], torch.optim.Optimizer)
+        if "SignSGD" in namespace:
+            assert issubclass(namespace["SignSGD"], torch.optim.Optimizer)
+        elif "sgd_nesterov" in namespace:
+            opt = namespace["sgd_nesterov"]([torch.zeros(1, requires_grad=True)])
+            assert isinstance(opt, torch.optim.SGD)
+            assert opt.defaults["nesterov"]
+        else:
+            assert isinstance(namespace["make_model"](3, 2), torch.nn.Module)
     examples = [b for b in blocks("python") if "import torch, optimizers" in b]
     assert examples, "the README's optimizer API example is gone"
     for block in examples:

@@ -69,10 +69,10 @@ def legend_handles(methods: Sequence[str], extra: Sequence[Line2D] = ()) -> list
 
 
 def nothing(path: Path, title: str) -> Path:
-    """A figure that says there is nothing to draw (every run diverged), instead of none."""
+    """A figure that says there is nothing to draw (every run diverged or failed)."""
     fig, ax = plt.subplots(figsize=(5, 1.6))
     ax.axis("off")
-    ax.text(0.5, 0.5, "nothing to plot: every run diverged", ha="center", va="center")
+    ax.text(0.5, 0.5, "nothing to plot: every run diverged or failed", ha="center", va="center")
     return save(fig, path, title, [])
 
 
@@ -244,7 +244,8 @@ def curves(
             log_axis(ax, "y")
         elif math.isfinite(top):
             ax.set_ylim(top=top)
-        if x != "epoch" and _positive(stats.loc[problem, "x"]):
+        drawn = problem in stats.index.get_level_values("problem")  # all failed at the start: no
+        if x != "epoch" and drawn and _positive(stats.loc[problem, "x"]):
             log_axis(ax, "x")
         label_panel(ax, f"{problem}{' – ' + family if family else ''}", xlabel, ylabel)
     extra = [Line2D([], [], color="0.3", marker="x", ls="none", label="diverged (last value)")]
@@ -258,6 +259,8 @@ def epoch_times(epochs: pd.DataFrame, path: Path) -> Path:
     """Per problem: the distribution of per-epoch wall time of every method and impl."""
     df = epochs[epochs["epoch"] > 0]
     keys = list(df[["problem", "device"]].drop_duplicates().itertuples(index=False, name=None))
+    if not keys:  # every run failed before its first epoch
+        return nothing(path, "epoch time")
     fig, axes = panel_grid([(f"{p} ({d})", "") for p, d in keys], width=4.2, height=3.4)
     impls = list(dict.fromkeys(df["impl"]))
     for ax, (problem, device) in zip(axes, keys, strict=True):

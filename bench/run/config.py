@@ -245,7 +245,7 @@ def _top_level_split(text: str) -> list[str]:
 def parse_hp(texts: Iterable[str]) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
     """`--hp` flags -> (for every method, per method): `lr=0.1,adam.betas=0.9:0.99`. The method
     is what precedes the last dot (`la.optimizer.lr`: key `lr` of method `la.optimizer`, i.e.
-    of `la`'s inner method); `batch` and `schedule` values are words, kept as text."""
+    of `la`'s inner method)."""
     generic: dict[str, Any] = {}
     per_method: dict[str, dict[str, Any]] = {}
     for text in texts:
@@ -261,8 +261,13 @@ def parse_hp(texts: Iterable[str]) -> tuple[dict[str, Any], dict[str, dict[str, 
             table = per_method.setdefault(method, {}) if dot else generic
             if name in table:
                 raise ConfigError(f"--hp: {key} given twice")
-            words = ("batch", "schedule") + (("groups",) if value[:1] != "{" else ())
-            table[name] = value if name in words else parse_value(value, f"--hp {key}")
+            # Words, kept as text: a batch regime, a schedule, a groups preset, a wrapper's
+            # inner method (`la.optimizer=adam`); other text values are JSON strings.
+            word = name in ("batch", "schedule", "groups") or optimizers.takes_optimizer(name)
+            if word and value[:1] != "{":
+                table[name] = value
+            else:
+                table[name] = parse_value(value, f"--hp {key}")
     for key in ("batch", "batch_size", "class"):
         if key in generic:
             hint = "--batch-size" if key == "batch_size" else f"METHOD.{key}=..."
@@ -600,8 +605,8 @@ def check_model(problem: Problem) -> None:
     ds = load_dataset(problem.dataset, problem.targets, problem.features, problem.task_name)
     k = ds.n_classes if ds.task == "classification" else ds.k
     module = ModelSpec.parse(problem.model).build(ds.d, k)  # its errors are ConfigErrors
-    x = torch.as_tensor(ds.X[:2], dtype=torch.float32)
-    y = torch.as_tensor(ds.Y[:2])
+    x = torch.tensor(ds.X[:2], dtype=torch.float32)
+    y = torch.tensor(ds.Y[:2])
     try:
         with torch.no_grad():
             out = module.eval()(x)

@@ -410,6 +410,7 @@ def run(spec: RunSpec, backend: Backend | None = None) -> RunResult:
         "batch_size": spec.batch_size,
         "lr": spec.lr,
         "hparams": spec.hparams_json,
+        "schedule": spec.schedule,
         "init_hash": init_hash,
     }
     versions = [t._version for t in tensors]

@@ -172,7 +172,8 @@ def parse(text: Any, where: str = "schedule") -> Schedule:
     text = text.strip()
     head, _, rest = text.partition(":")
     target = None
-    if head not in SCHEDULES and ("." in head or "/" in head):  # module:Class[:options]
+    first = rest.partition(":")[0].strip()
+    if head not in SCHEDULES and first.isidentifier():  # module:Class[:options]
         cls_name, _, rest = rest.partition(":")
         target = f"{head}:{cls_name}"
     options: dict[str, Any] = {}
