@@ -39,7 +39,8 @@ def _epochs(out: Path) -> pd.DataFrame:
 def _one_error(capsys, argv: list[str], out: Path, message: str) -> None:
     assert cli.main([*argv, "--out", str(out)]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("error: ") and err.count("\n") == 1, err
+    assert err.startswith("error: "), err
+    assert err.count("\n") == 1, err
     assert message in err
     assert not out.exists()
 
