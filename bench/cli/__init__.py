@@ -38,6 +38,7 @@ from bench.run.config import (
     DEFAULT_SUITE,
     MAX_PARITY_STEPS,
     MAX_RUNS,
+    RULES,
     Suite,
     check_seeds,
     suite_from_toml,
@@ -73,7 +74,13 @@ def _executor(args: argparse.Namespace, suite: Suite) -> executors.Executor:
         "scheduler": args.scheduler,
         "threads": _int("--threads")(args.threads) if args.threads else None,
     }
-    return executors.build(suite.execution, flags)
+    file = dict(suite.execution)
+    timeout = _float("--timeout")(args.timeout) if args.timeout else file.pop("timeout", None)
+    file.pop("timeout", None)
+    if timeout is not None:
+        RULES["timeout"].check("--timeout" if args.timeout else "timeout", timeout)
+    args.timeout_s = timeout  # per run, enforced where the runs execute (CachedRuns)
+    return executors.build(file, flags)
 
 
 def _max_runs(args: argparse.Namespace) -> int:
@@ -119,7 +126,13 @@ def _output(
     with OutputFolder.open(out, kind, command or _command(args)) as folder:
         folder.own(STORE_FILE, f"{STORE_FILE}-journal")
         with Store(folder.path / STORE_FILE) as store:
-            cache = CachedRuns(store, executor, fresh=args.fresh, say=_say)
+            cache = CachedRuns(
+                store,
+                executor,
+                fresh=args.fresh,
+                say=_say,
+                timeout=getattr(args, "timeout_s", None),
+            )
             args.cache = cache  # for the interruption message
             yield folder, cache
 

@@ -37,13 +37,16 @@ The training protocol (what every run does, whatever its optimizer):
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dis
 import functools
 import math
 import re
+import signal
 import statistics
-from collections.abc import Callable, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -371,6 +374,31 @@ def _one_line(exc: BaseException) -> str:
     return " ".join(f"{type(exc).__name__}: {exc}".split())[:500]
 
 
+class RunTimeout(BaseException):
+    """The run's time is up (a BaseException: a plug-in's `except Exception` cannot swallow it)."""
+
+
+@contextlib.contextmanager
+def deadline(seconds: float | None) -> Iterator[None]:
+    """Raise RunTimeout in this thread after `seconds` (a real-time interval timer, so a plug-in
+    blocked in `time.sleep` or looping in Python is interrupted too). Only the main thread gets
+    signals: elsewhere (a Dask worker's task thread) the executor enforces the timeout."""
+    if seconds is None or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def expire(signum: int, frame: Any) -> None:
+        raise RunTimeout()
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
 class ModelWroteData(RuntimeError):
     """The model changed its input tensors (shared by every run of the problem)."""
 
@@ -381,10 +409,11 @@ class ModelWroteData(RuntimeError):
         )
 
 
-def run(spec: RunSpec, backend: Backend | None = None) -> RunResult:
+def run(spec: RunSpec, backend: Backend | None = None, timeout: float | None = None) -> RunResult:
     """Train per the spec under the training protocol of the module docstring. A non-finite
     loss, parameter or optimizer state, or an update that overflows the dtype, ends the run with
-    status 'diverged', its rows kept; a plug-in's exception ends it as 'failed'."""
+    status 'diverged', its rows kept; a plug-in's exception ends it as 'failed'; a run still
+    going after `timeout` seconds (warm-up included) ends as 'timeout'."""
     backend = backend or get_backend(spec.device)
     device = backend.torch_device
     task = tasks.get(spec.task)
@@ -419,9 +448,12 @@ def run(spec: RunSpec, backend: Backend | None = None) -> RunResult:
     devices = [device.index or 0] if device.type == "cuda" else []
     with torch.random.fork_rng(devices=devices):
         try:
-            _train(spec, task, data, model, loss, tensors, backend, steps, base, rows)
+            with deadline(timeout):
+                _train(spec, task, data, model, loss, tensors, backend, steps, base, rows)
         except _Diverged:
             status = Status.DIVERGED
+        except RunTimeout:
+            status, error = Status.TIMEOUT, f"stopped after {timeout:g} s (--timeout)"
         except (Exception, SystemExit) as exc:
             if not (_has_plugin(spec) or isinstance(exc, ModelWroteData)):
                 raise  # optbench's own code failed: a bug, not an outcome

@@ -7,17 +7,19 @@ reused from an interrupted invocation.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 
 from bench.run.executors import Executor, run_all
-from bench.run.runner import RunResult
+from bench.run.runner import RunResult, run
 from bench.run.spec import RunSpec
 from bench.store.db import Store
 from bench.store.keys import run_key
 
 
 class CachedRuns:
-    """`results(specs)` through `store`; `fresh` recomputes every run once per invocation."""
+    """`results(specs)` through `store`; `fresh` recomputes every run once per invocation;
+    `timeout` stops a run after that many seconds (status timeout, never reused later)."""
 
     def __init__(
         self,
@@ -26,8 +28,10 @@ class CachedRuns:
         *,
         fresh: bool = False,
         say: Callable[[str], None] | None = None,
+        timeout: float | None = None,
     ) -> None:
         self.store, self.executor, self.fresh = store, executor, fresh
+        self.fn = functools.partial(run, timeout=timeout) if timeout is not None else run
         self.say = say or (lambda _msg: None)
         self.computed: set[str] = set()  # keys computed by this invocation
         self.reused = 0
@@ -42,7 +46,7 @@ class CachedRuns:
         distinct: dict[str, RunSpec] = {}
         for spec in specs:
             distinct.setdefault(run_key(spec), spec)
-        usable = self.computed if self.fresh else self.store.keys() | self.computed
+        usable = self.computed if self.fresh else self.store.reusable_keys() | self.computed
         todo = [s for k, s in distinct.items() if k not in usable]
         reused = len(distinct) - len(todo)
         self.reused += reused
@@ -52,7 +56,7 @@ class CachedRuns:
                 + (f"; computing {len(todo)}" if todo else "")
             )
         if todo:
-            run_all(todo, self.executor, desc=desc, on_result=self._persist)
+            run_all(todo, self.executor, self.fn, desc=desc, on_result=self._persist)
         return self.store.load(specs)
 
     def in_store(self) -> tuple[int, int, str]:

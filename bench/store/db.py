@@ -165,6 +165,14 @@ class Store:
     def keys(self) -> set[str]:
         return {k for (k,) in self._db.execute("SELECT key FROM runs")}
 
+    def reusable_keys(self) -> set[str]:
+        """Keys of stored runs a command may reuse: all but those stopped by a timeout (a
+        later command, perhaps with more time, computes them again)."""
+        if "status" not in self._table_columns("runs", refresh=True):
+            return self.keys()  # no run stored yet (columns come with the first run)
+        rows = self._db.execute("SELECT key FROM runs WHERE status IS NOT 'timeout'")
+        return {k for (k,) in rows}
+
     def __len__(self) -> int:
         return self._db.execute("SELECT count(*) FROM runs").fetchone()[0]
 

@@ -290,3 +290,49 @@ def test_a_sweep_reruns_a_plugins_own_defaults(tmp_path):
     defaults = sweep[sweep["phase"] == "default"]
     assert set(defaults["method"]) == {"lion"}  # SAM's constructor has no default lr
     assert set(defaults["lr"]) == {1e-4}  # Lion's own default, not the suite's 0.001
+
+
+# ----------------------------------------------------------------------------------------------
+# Timeouts
+
+SLEEPER = """
+import time
+import torch
+
+
+class Sleeper(torch.optim.SGD):
+    def step(self, closure=None):
+        time.sleep(3600)
+"""
+
+
+def test_a_hung_plugin_is_stopped_by_the_timeout_and_computed_again_later(tmp_path, capsys):
+    path = _write(tmp_path, "sleeper.py", SLEEPER)
+    out = tmp_path / "o"
+    argv = ["run", *BASE, "--methods", f"gd,{path}:Sleeper", "--impl", "scratch", "--hp",
+            "lr=0.01", "--timeout", "1", "--out", str(out)]  # fmt: skip
+    assert cli.main(argv) == 0
+    runs = _runs(out).set_index("method")
+    assert runs.loc["gd", "status"] == "ok"
+    assert runs.loc["sleeper", "status"] == "timeout"
+    assert runs.loc["sleeper", "error"] == "stopped after 1 s (--timeout)"
+    capsys.readouterr()
+    assert cli.main(argv) == 0  # again: the finished run is reused, the stopped one is not
+    assert "1 of 2 runs reused" in capsys.readouterr().err
+
+
+def test_a_suite_file_sets_the_timeout(tmp_path):
+    path = _write(tmp_path, "sleeper.py", SLEEPER)
+    suite = _write(tmp_path, "s.toml", f"""
+        timeout = 0.5
+        seeds = [0]
+        epochs = 2
+        [methods.sleeper]
+        class = "{path}:Sleeper"
+        lr = 0.01
+        [[problems]]
+        dataset = "crops15"
+        """)  # fmt: skip
+    out = tmp_path / "o"
+    assert cli.main(["run", "--config", str(suite), "--no-parity", "--out", str(out)]) == 0
+    assert set(_runs(out)["status"]) == {"timeout"}
