@@ -12,6 +12,8 @@ import argparse
 import contextlib
 import dataclasses
 import errno
+import math
+import os
 import shlex
 import signal
 import sqlite3
@@ -20,6 +22,7 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +36,7 @@ from bench.errors import ConfigError
 from bench.output import run_report, sweep_report
 from bench.output.files import OutputFolder, read_marker, write
 from bench.perf import results as perf_results
-from bench.run import envinfo, executors, tasks
+from bench.run import cost, envinfo, executors, tasks
 from bench.run.config import (
     DEFAULT_SUITE,
     MAX_PARITY_STEPS,
@@ -44,7 +47,10 @@ from bench.run.config import (
     suite_from_toml,
 )
 from bench.run.data import SOURCES
+from bench.run.device import torch_threads
 from bench.run.models import MODELS
+from bench.run.runner import RunResult
+from bench.run.spec import RunSpec
 from bench.schema import Status
 from bench.store import FILENAME as STORE_FILE
 from bench.store import CachedRuns, Store, run_key
@@ -53,6 +59,7 @@ from bench.sweep.protocol import from_store, selection_records
 from optimizers.parity import parity_table
 
 DEFAULT_OUT = Path("results/latest")
+DEFAULT_TIMING_BUDGET = 20.0  # seconds for the cost measurement of a command's runs
 PROJECT = Path(bench.__file__).resolve().parent.parent  # the checkout, not the working dir
 PERF_CSV = PROJECT / "results" / "perf" / "perf.csv"
 MAX_DECADES = 300  # lr x 10^(+-decades) must stay a finite, non-zero float64
@@ -145,7 +152,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     executor = _executor(args, suite)
     out = Path(args.out) if args.out is not None else DEFAULT_OUT
     env = envinfo.collect(args.argv)
-    with executor, _output(args, out, "run", executor) as (folder, cache):
+    with _output(args, out, "run", executor) as (folder, cache):
         store = cache.store
         store.set_manifest(
             [(run_key(s), "", "") for s in specs],
@@ -156,24 +163,66 @@ def cmd_run(args: argparse.Namespace) -> int:
         )
         _say(f"optbench: {len(specs)} runs ({suite.name} suite) on {', '.join(suite.devices)}")
         t0 = time.perf_counter()
-        results = cache.results(specs, "runs")
-        env.update(executor.info())  # executor, workers, threads: how runs shared the machine
+        with executor:  # closed before the cost measurement: nothing else on the cores
+            results = cache.results(specs, "runs")
+            env.update(executor.info())  # executor, workers, threads: how runs shared the machine
         t1 = time.perf_counter()
-        written = _write_run(folder, results, env, not args.no_parity)
+        costs = _measure_costs(args, specs, results, executor, store)
         t2 = time.perf_counter()
+        written = _write_run(folder, results, env, not args.no_parity, costs)
+        t3 = time.perf_counter()
     diverged = sum(r.summary["status"] == Status.DIVERGED for r in results)
     _say(
         f"optbench: {len(results)} runs ({diverged} diverged; {cache.reused} reused) in "
-        f"{t1 - t0:.0f} s, report {t2 - t1:.0f} s; wrote {written}"
+        f"{t1 - t0:.0f} s, cost per epoch {t2 - t1:.0f} s, report {t3 - t2:.0f} s; wrote {written}"
     )
     return 0
 
 
-def _write_run(folder: OutputFolder, results: list, env: dict, parity: bool) -> Path:
+def _measure_costs(
+    args: argparse.Namespace,
+    specs: Sequence[RunSpec],
+    results: Sequence[RunResult],
+    executor: executors.Executor,
+    store: Store,
+) -> pd.DataFrame:
+    """Cost per epoch of the runs that finished (`bench.run.cost`), measured here, serially,
+    interleaved, within `--timing-budget` seconds (0: not measured); stored with the output."""
+    budget = _float("--timing-budget")(args.timing_budget) if args.timing_budget else None
+    budget = DEFAULT_TIMING_BUDGET if budget is None else budget
+    if not (math.isfinite(budget) and budget >= 0):
+        raise ConfigError(f"--timing-budget must be a number of seconds >= 0, got {budget}")
+    if budget == 0:
+        store.set_costs([], measured=False)
+        return pd.DataFrame(columns=cost.COLUMNS)
+    ok = cost.measurable([r.summary for r in results])
+    todo = [s for s in dict.fromkeys(specs) if s.run_id in ok]
+    threads = int(executor.info().get("torch_threads") or 1)
+    load = os.getloadavg()[0]
+    with torch_threads(threads):
+        rows = cost.measure(todo, cost.CostConfig(budget_s=budget), say=_say)
+    keys = {s.run_id: run_key(s) for s in todo}
+    rows = [{"key": keys[r["run_id"]], **r} for r in rows]
+    store.set_costs(
+        rows,
+        measured=True,
+        budget_s=budget,
+        torch_threads=threads,
+        cores=os.cpu_count(),
+        load_before=load,
+        load_after=os.getloadavg()[0],
+        utc=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    )
+    return pd.DataFrame(rows, columns=["key", *cost.COLUMNS])
+
+
+def _write_run(
+    folder: OutputFolder, results: list, env: dict, parity: bool, costs: pd.DataFrame
+) -> Path:
     table = _parity_frame(steps=100) if parity else None
     performance = _performance(folder.path)
     with folder.staged() as stage:
-        run_report.write_all(stage, results, env, table, performance=performance)
+        run_report.write_all(stage, results, env, table, performance=performance, costs=costs)
     return folder.path / "report.md"
 
 
@@ -263,7 +312,8 @@ def cmd_report(args: argparse.Namespace) -> int:
         try:
             if meta["kind"] == "run":
                 results = cache.store.load_keys([key for key, _, _ in cache.store.manifest()])
-                written = _write_run(out, results, env, bool(meta.get("parity", True)))
+                costs = pd.DataFrame(cache.store.costs(), columns=["key", *cost.COLUMNS])
+                written = _write_run(out, results, env, bool(meta.get("parity", True)), costs)
             else:
                 config = SweepConfig.from_mapping(meta.get("config", {}))
                 result = from_store(cache.store, list(meta.get("skipped", [])))

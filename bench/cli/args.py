@@ -116,6 +116,11 @@ def _add_suite_options(p: argparse.ArgumentParser) -> None:
         "--fresh", action="store_true", help="recompute every run instead of reusing the store"
     )
     p.add_argument("--max-runs", help=f"refuse more runs than this (default {MAX_RUNS})")
+    p.add_argument(
+        "--timing-budget",
+        help="seconds for measuring each run's cost per epoch after the runs (default 20; 0: "
+        "not measured)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:

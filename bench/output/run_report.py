@@ -13,8 +13,8 @@ import numpy as np
 import pandas as pd
 
 from bench import fmt
+from bench.analysis import cost, targets
 from bench.analysis import summary as summaries
-from bench.analysis import targets
 from bench.analysis.stats import median_ci
 from bench.analysis.tables import parity_by_method, tables, time_ratio
 from bench.analysis.timing import ELAPSED_CAPTION, parallel_note, time_note
@@ -315,10 +315,15 @@ def write_all(
     parity: pd.DataFrame | None = None,
     title: str = "optbench report",
     performance: str | None = None,
+    costs: pd.DataFrame | None = None,
 ) -> list[Path]:
     """Write every output file into `out` (a staging folder) and return their paths."""
     epochs, runs = tables(results)
-    written = [write(epochs, out / "epochs.csv"), write(runs, out / "runs.csv")]
+    written = []
+    if costs is not None and not costs.empty:
+        epochs, runs = cost.with_costs(epochs, runs, costs)
+        written.append(write(costs.drop(columns=["key"], errors="ignore"), out / "costs.csv"))
+    written += [write(epochs, out / "epochs.csv"), write(runs, out / "runs.csv")]
     if parity is not None:
         written.append(write(parity, out / "parity.csv"))
     written.append(write(env, out / "env.json"))

@@ -199,6 +199,7 @@ class Epochs:
         drop_last: bool = False,
         scheduler: Any = None,
         exact: bool = False,
+        buffers: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> None:
         self.model, self.opt, self.X, self.Y = model, opt, X, Y
         self.closure = Closure(model, opt, loss_fn, exact)
@@ -209,7 +210,9 @@ class Epochs:
         self.backend = backend
         self.stopwatch = backend.stopwatch()
         self.shuffle = batch_size < X.shape[0]
-        self.buffers = (torch.zeros_like(X), torch.zeros_like(Y)) if self.shuffle else None
+        if self.shuffle and buffers is None:
+            buffers = (torch.zeros_like(X), torch.zeros_like(Y))
+        self.buffers = buffers if self.shuffle else None  # shared by `bench.run.cost`
         self.cpu_s = math.nan  # CPU time of the last timed epoch
 
     def timed(self) -> float:
@@ -301,7 +304,7 @@ def torch_overflow(exc: BaseException) -> bool:
     return dis.opname[code[tb.tb_lasti]] != "RAISE_VARARGS"
 
 
-def _finite_state(model: nn.Module, opt: torch.optim.Optimizer) -> bool:
+def finite_state(model: nn.Module, opt: torch.optim.Optimizer) -> bool:
     """Parameters and every optimizer state tensor finite (an overflowed Adam second moment
     freezes the parameters at finite values: the loss alone would call that run ok)."""
     tensors = [*model.parameters()]
@@ -315,7 +318,7 @@ def _finite_state(model: nn.Module, opt: torch.optim.Optimizer) -> bool:
     return bool(torch.stack([torch.isfinite(t).all() for t in tensors]).all())
 
 
-def _mode(model: nn.Module, opt: torch.optim.Optimizer, mode: str) -> None:
+def set_mode(model: nn.Module, opt: torch.optim.Optimizer, mode: str) -> None:
     """`model.train()`/`.eval()`, and the optimizer's own when it has them (schedule-free
     methods; or the optimizer a wrapper holds, e.g. Lookahead around a schedule-free one)."""
     getattr(model, mode)()
@@ -355,7 +358,7 @@ def _warm_up(
     perm = torch.arange(n, device=X.device) if spec.batch_size < X.shape[0] else None
     try:
         opt = build_optimizer(spec, model)
-        _mode(model, opt, "train")
+        set_mode(model, opt, "train")
         closure = Closure(model, opt, loss)
         for _ in range(2):
             train_epoch(closure, X[:n], Y[:n], spec.batch_size, perm, None, task.drop_last)
@@ -502,7 +505,7 @@ def _train(
     )  # fmt: skip
 
     def record(epoch: int, seconds: float, cpu: float, evals: int, status: str) -> None:
-        _mode(model, opt, "eval")
+        set_mode(model, opt, "eval")
         metrics = _evaluate(task, model, tensors, loss, check=epoch == 0)
         if [t._version for t in tensors] != versions:
             raise ModelWroteData(spec.model)
@@ -514,7 +517,7 @@ def _train(
 
     record(0, 0.0, 0.0, 0, Status.OK)
     for epoch in range(1, spec.epochs + 1):
-        _mode(model, opt, "train")
+        set_mode(model, opt, "train")
         before = epochs.closure.evals
         try:
             seconds, cpu = epochs.timed(), epochs.cpu_s
@@ -524,7 +527,7 @@ def _train(
             record(epoch, math.nan, math.nan, epochs.closure.evals - before, Status.DIVERGED)
             raise _Diverged() from None
         record(epoch, seconds, cpu, epochs.closure.evals - before, Status.OK)
-        if not math.isfinite(rows[-1]["train_loss"]) or not _finite_state(model, opt):
+        if not math.isfinite(rows[-1]["train_loss"]) or not finite_state(model, opt):
             rows[-1]["status"] = Status.DIVERGED
             raise _Diverged()
 

@@ -38,6 +38,11 @@ class CachedRuns:
         self.phase: tuple[str, list[RunSpec]] = ("runs", [])  # what is in flight, for messages
 
     def _persist(self, result: RunResult) -> None:
+        """Store a finished run with how its epochs were timed (its own provenance: a run
+        reused later keeps it, whatever executor the later command uses)."""
+        info = self.executor.info() if self.executor is not None else {}
+        result.summary["timed_by"] = info.get("executor", "serial")
+        result.summary["parallel_runs"] = int(info.get("parallel_runs") or 1)
         self.computed.add(self.store.put(result))
 
     def results(self, specs: Sequence[RunSpec], desc: str = "runs") -> list[RunResult]:

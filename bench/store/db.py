@@ -15,7 +15,10 @@ Tables (floats are stored exactly as IEEE doubles; NaN is stored as NULL, as SQL
 - `manifest`: the runs of the folder's latest output, in order: `position, key, phase, label`
   (phase and label are the sweep's; empty for `run`). Join it to `runs` for "what the report
   shows".
-- `meta`: `name, value` pairs: `kind` (run / sweep), `command`, `config` (JSON).
+- `meta`: `name, value` pairs: `kind` (run / sweep), `command`, `config` (JSON), `cost` (how
+  the cost measurement was made).
+- `costs`: the latest output's cost measurement, one row per workload and round
+  (`bench.run.cost`; the columns of costs.csv).
 
 Columns are added as new summary or row keys appear (a new metric never needs a migration).
 """
@@ -241,6 +244,32 @@ class Store:
                 "INSERT OR REPLACE INTO meta (name, value) VALUES (?, ?)",
                 [(k, json.dumps(v)) for k, v in meta.items()],
             )
+
+    def set_costs(self, rows: Sequence[Mapping[str, Any]], **meta: Any) -> None:
+        """Replace the cost measurement (`bench.run.cost`: one row per workload and round) of
+        the folder's latest output, and record how it was made in `meta` (`cost`)."""
+        with self._transaction():
+            self._db.execute('DROP TABLE IF EXISTS "costs"')
+            self._db.execute('CREATE TABLE "costs" (key TEXT)')
+            self._columns.pop("costs", None)
+            if rows:
+                self._ensure_columns("costs", rows[0])
+                self._insert("costs", list(rows), replace=False)
+            self._db.execute(
+                "INSERT OR REPLACE INTO meta (name, value) VALUES (?, ?)",
+                ("cost", json.dumps(meta)),
+            )
+
+    def costs(self) -> list[dict[str, Any]]:
+        """The latest cost measurement's rows (none if the output measured none)."""
+        exists = self._db.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'costs'"
+        ).fetchone()
+        if not exists:
+            return []
+        cursor = self._db.execute('SELECT * FROM "costs"')
+        names = [d[0] for d in cursor.description]
+        return [dict(zip(names, values, strict=True)) for values in cursor]
 
     def manifest(self) -> list[tuple[str, str, str]]:
         return list(self._db.execute("SELECT key, phase, label FROM manifest ORDER BY position"))
