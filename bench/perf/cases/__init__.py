@@ -1,6 +1,12 @@
 """The cases of `nox -s perf`, one file each; `common` holds what they share."""
 
 from bench.perf.cases.common import FULL, SCALES, SMALL, Case, Scale
+from bench.perf.cases.cost_noise import (
+    PHASE_TARGET,
+    SPREAD_TARGET,
+    cost_noise_case,
+    cost_phase_case,
+)
 from bench.perf.cases.dask_stalls import DASK_TARGET, HIT_TARGET, dask_sweep_case, stall_case
 from bench.perf.cases.dataloader import DATALOADER_TARGETS, dataloader_case
 from bench.perf.cases.gd_limit import GD_TARGET, gd_limit_case
@@ -18,14 +24,18 @@ __all__ = [
     "HIT_TARGET",
     "MEMORY_TARGET",
     "PARAM_SETS",
+    "PHASE_TARGET",
     "SCALES",
     "SCALING_BATCH",
     "SLOPE_TARGET",
     "SMALL",
+    "SPREAD_TARGET",
     "STEP_TARGETS",
     "TORCH_IMPLS",
     "Case",
     "Scale",
+    "cost_noise_case",
+    "cost_phase_case",
     "dask_sweep_case",
     "dataloader_case",
     "gd_limit_case",
