@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import sys
 from pathlib import Path
@@ -25,6 +26,10 @@ import nox
 
 nox.needs_version = ">=2025.2.9"
 nox.options.sessions = ["tests", "lint"]
+
+# nox looks for a uv binary of its own and says "uv binary not found." on every call when there
+# is none; these sessions do not use nox's virtualenvs (they install uv where they need it).
+logging.getLogger("nox").addFilter(lambda record: record.getMessage() != "uv binary not found.")
 
 PYPROJECT = nox.project.load_toml("pyproject.toml")
 DEPS = PYPROJECT["project"]["dependencies"]
