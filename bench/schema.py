@@ -66,6 +66,11 @@ TIMING_COLUMNS: Final = [
     "disturbed_epochs",
     "time_stats_exclude_disturbed",
     "seconds_to_target",
+    "cost_s",  # the cost measurement's (bench.run.cost): per run, with its interval and rounds
+    "cost_lo_s",
+    "cost_hi_s",
+    "cost_rounds",
+    "cost_wall_s",
 ]
 # What identifies a run apart from its implementation: scratch and torch twins share these.
 RUN_KEYS: Final = [

@@ -40,7 +40,7 @@ class CachedRuns:
     def _persist(self, result: RunResult) -> None:
         """Store a finished run with how its epochs were timed (its own provenance: a run
         reused later keeps it, whatever executor the later command uses)."""
-        info = self.executor.info() if self.executor is not None else {}
+        info = self.executor.info() if hasattr(self.executor, "info") else {}
         result.summary["timed_by"] = info.get("executor", "serial")
         result.summary["parallel_runs"] = int(info.get("parallel_runs") or 1)
         self.computed.add(self.store.put(result))
