@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from bench import cli, fmt
+from bench.analysis.cost import PER_RUN as COST_COLUMNS
 from bench.output import run_report
 from bench.run.executors import SerialExecutor
 from bench.schema import EPOCH_COLUMNS, TIMING_COLUMNS
