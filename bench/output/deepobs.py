@@ -145,10 +145,14 @@ def sections(runs: pd.DataFrame, epochs: pd.DataFrame, command: str) -> list[Sec
             Table(["", "optbench", "DeepOBS published"], rows),
         ]
         table = [
-            _row(str(method), m, published.get(BASELINE_OF.get(str(method), "")) if compare
-                 else None, grid[grid["problem"] == problem])
-            for method, m in g.groupby("method", sort=False)
-        ]  # fmt: skip
+            _row(
+                str(method),
+                m,
+                published.get(BASELINE_OF.get(str(method), "")) if compare else None,
+                grid[grid["problem"] == problem],
+            )
+            for (method, _), m in g.groupby(["method", "hparams"], sort=False)
+        ]
         header = ["method", "our hyperparameters", "our final hold-out loss",
                   "DeepOBS setting", "DeepOBS final test loss", "reading"]  # fmt: skip
         blocks += [

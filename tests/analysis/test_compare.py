@@ -123,7 +123,8 @@ def test_a_tie_is_justified_when_the_group_leads_every_other_method():
     assert (r.best, r.ties, r.group, r.group_strength) == (
         "nesterov", ["sgd"], ["nesterov", "sgd"], SUGGESTIVE,
     )  # fmt: skip
-    assert r.named_group and not r.named
+    assert r.named_group
+    assert not r.named
     per["momentum"] = s(8, 5, 9)  # now momentum beats both in seed 1: it joins the tie
     r = ranked(per)
     assert (r.ties, r.group_strength) == (["sgd", "momentum"], SUGGESTIVE)  # ahead of gd
