@@ -5,8 +5,8 @@ closed-form optimum (θ* = mean of the training points: its training loss and it
 loss), and each method's final hold-out loss (tuned reruns in a sweep; every run of a plain
 run), median [seeds' range], next to DeepOBS's baseline for the same update rule: its learning
 rate and its final test loss over the seeds it ran at that setting (`Baseline.finals`), so a
-difference is read against DeepOBS's own spread over seeds. A row is like for like only where
-the hyperparameters are the same; where the sweep picked another learning rate, the row says
+difference is read against DeepOBS's own spread over seeds. A line is like for like only where
+the hyperparameters are the same; where the sweep picked another learning rate, the line says
 so and, when the grid has DeepOBS's rate, gives our grid runs at it. The baselines ran on the
 TensorFlow variant's Q (`datasets.deepobs` docstring), so they are compared with that variant
 only. Hold-out = the 896 test points DeepOBS evaluates, the same quantity as its test loss.
@@ -46,7 +46,8 @@ def _range(values: np.ndarray) -> str:
     v = v[np.isfinite(v)]
     if not v.size:
         return fmt.MISSING
-    return f"{fmt.interval(float(np.median(v)), v.min(), v.max(), v.size)} ({v.size} seeds)"
+    seeds = f"{v.size} seed" + ("s" if v.size > 1 else "")
+    return f"{fmt.interval(float(np.median(v)), v.min(), v.max(), v.size)} ({seeds})"
 
 
 def _matches(hparams: str, base: datasets.Baseline) -> bool:
@@ -72,34 +73,35 @@ def _verdict(ours: np.ndarray, theirs: list[float]) -> str:
     return "ranges overlap"
 
 
-def _row(method: str, m: pd.DataFrame, base, grid: pd.DataFrame) -> list[str]:
+def _line(method: str, m: pd.DataFrame, base, grid: pd.DataFrame) -> str:
+    """One method against DeepOBS's baseline of the same rule, as a sentence."""
     final = m["final_holdout_loss"].astype(float).to_numpy()
     hparams = str(m["hparams"].iloc[0])
-    row = [f"`{method}`", _hp(hparams), _range(final)]
-    if base is None:
-        return [*row, fmt.MISSING, fmt.MISSING, fmt.MISSING]
     finals = base.finals
     vals = list(finals.values())
     theirs = (
         f"{fmt.interval(float(np.median(vals)), min(vals), max(vals), len(vals))} "
         f"({len(vals)} seeds: {', '.join(map(str, sorted(finals)))})"
     )
-    setting = f"{base.optimizer}, lr {fmt.num(base.learning_rate)}" + (
-        f", {base.hyperparameters}" if base.hyperparameters else ""
+    setting = f"lr {fmt.num(base.learning_rate)}" + (
+        ", momentum 0.99" if base.optimizer == "Momentum" else ""
+    )
+    text = (
+        f"`{method}` ({_hp(hparams)}): {_range(final)}; DeepOBS's {base.optimizer} "
+        f"({setting}): {theirs}. "
     )
     if _matches(hparams, base):
-        reading = f"same setting: {_verdict(final, vals)}"
-    else:
-        reading = "not like for like (other hyperparameters)"
-        at = grid[grid["method"] == method]
-        at = at[[_matches(h, base) for h in at["hparams"].astype(str)]] if len(at) else at
-        if len(at):
-            values = at["final_holdout_loss"].astype(float).to_numpy()
-            reading += (
-                f"; at DeepOBS's setting our grid runs end at {_range(values)}: "
-                f"{_verdict(values, vals)}"
-            )
-    return [*row, setting, theirs, reading]
+        return text + f"Same setting: {_verdict(final, vals)}."
+    text += "Not like for like: other hyperparameters"
+    at = grid[grid["method"] == method]
+    at = at[[_matches(h, base) for h in at["hparams"].astype(str)]] if len(at) else at
+    if len(at):
+        values = at["final_holdout_loss"].astype(float).to_numpy()
+        text += (
+            f"; at DeepOBS's setting our grid runs end at {_range(values)}: "
+            f"{_verdict(values, vals)}"
+        )
+    return text + "."
 
 
 def sections(runs: pd.DataFrame, epochs: pd.DataFrame, command: str) -> list[Section]:
@@ -144,21 +146,29 @@ def sections(runs: pd.DataFrame, epochs: pd.DataFrame, command: str) -> list[Sec
             f"**{problem}** ({variant} variant)",
             Table(["", "optbench", "DeepOBS published"], rows),
         ]
-        table = [
-            _row(
-                str(method),
-                m,
-                published.get(BASELINE_OF.get(str(method), "")) if compare else None,
-                grid[grid["problem"] == problem],
-            )
-            for (method, _), m in g.groupby(["method", "hparams"], sort=False)
-        ]
-        header = ["method", "our hyperparameters", "our final hold-out loss",
-                  "DeepOBS setting", "DeepOBS final test loss", "reading"]  # fmt: skip
-        blocks += [
-            "Final hold-out (test) loss, median [seeds' range], ours and DeepOBS's:",
-            Table(header, table),
-        ]
+        groups = list(g.groupby(["method", "hparams"], sort=False))
+        if compare:
+            lines = [
+                _line(str(method), m, published[BASELINE_OF[str(method)]],
+                      grid[grid["problem"] == problem])
+                for (method, _), m in groups
+                if str(method) in BASELINE_OF
+            ]  # fmt: skip
+            blocks += [
+                "Final hold-out (test) loss, median [seeds' range], ours and DeepOBS's over "
+                "the seeds it ran:",
+                lines,
+            ]
+        else:  # no published numbers for this variant: ours alone
+            rows = [
+                [f"`{method}`", _hp(str(hp)), _range(m["final_holdout_loss"].astype(float))]
+                for (method, hp), m in groups
+            ]
+            blocks += [
+                "Our final hold-out loss, median [seeds' range] (DeepOBS published none for "
+                "this variant):",
+                Table(["method", "hyperparameters", "final hold-out loss"], rows),
+            ]
     sources = [f"{b.optimizer}: `{b.source}`" for b in datasets.DEEPOBS_BASELINES]
     blocks += [
         "DeepOBS's numbers are its baseline runs' logged test losses at epoch 0 and after "
