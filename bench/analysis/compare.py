@@ -221,13 +221,12 @@ def rule_text(max_seeds: int) -> str:
     two = seeds_needed(TWO_SIDED)
     text = f"*clear*: sign test over paired seeds, p <= {LEVEL:g} two-sided; *suggestive*: all "
     text += (
-        f"seeds agree ({max_seeds} cannot reach {LEVEL:g}; {two} can)"
+        f"seeds agree ({max_seeds} can't reach {LEVEL:g}; {two} can)"
         if max_seeds < two
         else "seeds agree, p above the level"
     )
     return (
-        text + "; `~`: seeds disagree (a verdict after it: one of the tied leads all others in "
-        "every seed); `=`: equal in every seed"
+        text + "; `~`: seeds disagree (a verdict after it: the tied lead the rest); `=`: identical"
     )
 
 

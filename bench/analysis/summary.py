@@ -206,10 +206,10 @@ def speed_block(
         if not np.isfinite(g["loss_star"].astype(float)).all()
     )
     note = (
-        "gap = (L − L*) / (L0 − L*): 1 at the shared start, 0 at the optimum L* (per problem: "
-        "*What was run*"
-        + (f"; none known for {', '.join(unknown)}: the seed's lowest loss" if unknown else "")
-        + "). Median epochs; never reaching it is slowest."
+        "gap = (L − L*) / (L0 − L*): 1 at the shared start, 0 at the optimum L* (see *What was "
+        "run*"
+        + (f"; unknown for {', '.join(unknown)}: the seed's lowest loss" if unknown else "")
+        + "); never reaching it is slowest."
     )
     title = "Speed: first to the target (epochs)"
     return Block(title, header, rows, note), fastest
@@ -381,7 +381,7 @@ def _intro(main: pd.DataFrame, det: Collection[str]) -> str:
         parts.append(f"{len(fixed)} deterministic x {n_seeds(fixed)} ({', '.join(fixed.index)})")
     impls = ", ".join(dict.fromkeys(main["impl"]))
     most = int(random.max()) if len(random) else int(seeds.max())
-    return f"{' + '.join(parts)}; {impls} implementation. {compare.rule_text(most)}."
+    return f"{' + '.join(parts)}; shown: {impls}. {compare.rule_text(most)}."
 
 
 def build(

@@ -22,10 +22,10 @@ from matplotlib.lines import Line2D
 
 import datasets
 import optimizers
+from bench.analysis.tables import PRIMARY_IMPLS
 from bench.output.plots import DPI, color_of
 
 COLUMNS = ("theta_0", "theta_1")
-_IMPL_ORDER = ("scratch", "plugin", "torch", "torch-foreach", "torch-fused")
 GRID = 240  # contour grid points per axis
 
 
@@ -37,7 +37,7 @@ def paths(epochs: pd.DataFrame) -> pd.DataFrame:
     if df.empty:
         return df
     df = df[df["device"] == df["device"].iloc[0]]
-    rank = df["impl"].map({i: n for n, i in enumerate(_IMPL_ORDER)}).fillna(len(_IMPL_ORDER))
+    rank = df["impl"].map({i: n for n, i in enumerate(PRIMARY_IMPLS)}).fillna(len(PRIMARY_IMPLS))
     first = (
         df.assign(_rank=rank)
         .sort_values(["problem", "method", "seed", "_rank", "epoch"], kind="stable")

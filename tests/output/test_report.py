@@ -14,6 +14,7 @@ import pandas as pd
 from PIL import Image
 
 import optimizers
+from bench import cli
 from bench.analysis.summary import Block, Summary
 from bench.output import doc, palette, run_report
 from bench.output import html as html_out
@@ -166,3 +167,28 @@ def test_pngs_are_embedded_as_palette_pngs(tmp_path: Path):
     with Image.open(io.BytesIO(data)) as image:
         assert image.mode == "P"
         assert image.size == (40, 30)
+
+
+def test_impl_torch_with_a_plugin_keeps_the_builtins_in_the_summary(tmp_path: Path):
+    plugin = tmp_path / "signsgd.py"
+    plugin.write_text(
+        "import torch\n\nclass SignSGD(torch.optim.Optimizer):\n"
+        "    def __init__(self, params, lr=0.01):\n"
+        "        super().__init__(params, {'lr': lr})\n\n"
+        "    @torch.no_grad()\n"
+        "    def step(self, closure=None):\n"
+        "        for group in self.param_groups:\n"
+        "            for p in group['params']:\n"
+        "                p.add_(torch.sign(p.grad), alpha=-group['lr'])\n"
+    )
+    out = tmp_path / "out"
+    methods = f"gd,adam,{plugin}:SignSGD"
+    argv = ["run", "--datasets", "crops15", "--methods", methods, "--impl", "torch",
+            "--epochs", "3", "--seeds", "0,1", "--no-parity", "--out", str(out)]  # fmt: skip
+    assert cli.main(argv) == 0
+    md = (out / "report.md").read_text()
+    summary = md[md.index("## Summary") : md.index("## What was run")]
+    assert "shown: torch, plugin." in summary
+    final = md[md.index("Final training loss") :]
+    for method in ("`gd`", "`adam`", "`signsgd`"):
+        assert method in final.split("\n\n")[1]  # every method in the details' first table
