@@ -143,5 +143,5 @@ def test_paired_ratio_is_per_seed():
 
 
 def test_rule_text_says_what_the_seeds_allow():
-    assert "3 cannot reach 0.05; 6 can" in compare.rule_text(3)
-    assert "cannot reach" not in compare.rule_text(10)
+    assert "3 can't reach 0.05; 6 can" in compare.rule_text(3)
+    assert "can't reach" not in compare.rule_text(10)
