@@ -120,7 +120,8 @@ def test_report_has_every_section_and_numbers_from_the_data(tiny_run: Path):
         assert heading in text
     runs = pd.read_csv(tiny_run / "runs.csv")
     gd = runs[(runs["impl"] == "scratch") & (runs["method"] == "gd")]["median_epoch_time_s"]
-    assert f"| crops5 | {fmt.seconds(gd.median())} [" in text
+    wall = text[text.index("## Wall time per epoch (cpu)") :]
+    assert f"| `gd` (scratch) | {fmt.seconds(gd.median())} [" in wall  # crops5, the first column
     for png in ("loss_vs_epoch.png", "epoch_time.png"):
         assert f"]({png})" in text
         assert (tiny_run / png).stat().st_size > 10_000

@@ -20,6 +20,18 @@ from bench import fmt
 LEVEL = 0.95
 RESAMPLES = 10_000
 INTERVAL_NAME = "95% bootstrap percentile interval of the median over seeds"
+RANGE_UP_TO = 5  # with this many seeds or fewer the interval is exactly the seeds' range
+
+
+def interval_name(n: int) -> str:
+    """What `[lo, hi]` is for a figure over n seeds: the seeds' range for n <= 5 (the
+    bootstrap interval equals it there, so call it what it is), else the bootstrap interval."""
+    return "the seeds' range" if n <= RANGE_UP_TO else "95% bootstrap interval of the median"
+
+
+def bracket(n: int) -> str:
+    """The `[...]` of `median [...]` in a heading or note: 'seeds' range' or '95% interval'."""
+    return "seeds' range" if n <= RANGE_UP_TO else "95% interval"
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,25 @@ def tables(results: Sequence[RunResult]) -> tuple[pd.DataFrame, pd.DataFrame]:
     return epochs, runs
 
 
+# Which implementation of a method the summaries, tables and plots show: optbench's own from
+# scratch where it ran, a plug-in's only one, then torch.optim's variants (`--impl torch`).
+PRIMARY_IMPLS = ("scratch", "plugin", "torch", "torch-foreach", "torch-fused")
+
+
+def primary(df: pd.DataFrame) -> pd.DataFrame:
+    """The rows (runs or epochs) a report shows for each method: the first device of the table
+    and, per method, its first implementation in `PRIMARY_IMPLS` order (the others are its
+    twins, compared in the parity section). Every method of the table keeps its rows: with
+    `--impl torch` and a plug-in, the built-ins show as torch.optim next to the plug-in."""
+    if df.empty:
+        return df
+    on = df[df["device"] == df["device"].iloc[0]]
+    rank = {impl: i for i, impl in enumerate(PRIMARY_IMPLS)}
+    order = on["impl"].map(rank).fillna(len(rank))
+    best = order.groupby(on["method"]).transform("min")
+    return on[order == best]
+
+
 def pair_scratch_torch(epochs: pd.DataFrame) -> pd.DataFrame:
     """Every epoch of every scratch run next to the same epoch of its torch.optim twin."""
     keys = [*RUN_KEYS, "epoch"]

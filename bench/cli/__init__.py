@@ -117,6 +117,19 @@ def _performance(out: Path) -> str | None:
         return None
 
 
+# Flags that change what a suite runs (the others say how, or where the output goes).
+SELECTING = ("datasets", "problems", "targets", "features", "task", "model", "methods", "hp",
+             "impl", "epochs", "lr", "momentum", "weight_decay", "batch_size", "devices",
+             "dtype", "seeds", "holdout", "standardize")  # fmt: skip
+
+
+def _suite_label(args: argparse.Namespace, suite: Suite) -> str:
+    """'default suite', or 'default suite, changed by --datasets, --epochs' when flags changed
+    what it runs (then it is not the default suite any more)."""
+    changed = [f"--{d.replace('_', '-')}" for d in SELECTING if getattr(args, d, None) is not None]
+    return f"{suite.name} suite" + (f", changed by {', '.join(changed)}" if changed else "")
+
+
 def _command(args: argparse.Namespace) -> str:
     return shlex.join(["python", "-m", "bench", *args.argv])
 
@@ -161,7 +174,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             parity=not args.no_parity,
             execution=executor.info(),  # how the runs shared the machine, for `report DIR`
         )
-        _say(f"optbench: {len(specs)} runs ({suite.name} suite) on {', '.join(suite.devices)}")
+        where = ", ".join(suite.devices)
+        _say(f"optbench: {len(specs)} runs ({_suite_label(args, suite)}) on {where}")
         t0 = time.perf_counter()
         with executor:  # closed before the cost measurement: nothing else on the cores
             results = cache.results(specs, "runs")

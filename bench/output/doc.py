@@ -29,18 +29,21 @@ class Table:
 
 @dataclass(frozen=True)
 class Figure:
-    """A PNG written next to the report; `interactive` (plotly figures) replaces it in HTML."""
+    """A PNG written next to the report (`file`, relative to the report's folder);
+    `interactive` (plotly figures) replaces it in HTML, with `html_caption` where the
+    interactive version shows something else than the PNG."""
 
     file: str
     caption: str
     interactive: Sequence[Any] = ()
+    html_caption: str | None = None
 
 
 @dataclass(frozen=True)
-class Raw:
-    """Markdown that only report.md shows (e.g. the perf section, written elsewhere)."""
+class Code:
+    """A command or another verbatim line, shown as code in both renderings."""
 
-    markdown: str
+    text: str
 
 
 @dataclass(frozen=True)
@@ -50,7 +53,7 @@ class Note:
     text: str
 
 
-Block = str | Table | Figure | Raw | Note | list  # a list is a bullet list of strings
+Block = str | Table | Figure | Code | Note | list  # a list is a bullet list of strings
 
 
 @dataclass
@@ -75,7 +78,7 @@ class Doc:
 
 def summary_section(summary: Summary, title: str = "Summary") -> Section:
     """The summary's blocks as a section of tables and lines (both renderers use this)."""
-    blocks: list[Block] = []
+    blocks: list[Block] = [Note(summary.intro)] if summary.intro else []
     for b in summary.blocks:
         blocks += [f"**{b.title}**", Table(b.header, b.rows)]
         if b.note:
@@ -91,12 +94,81 @@ def optimizers_in_order(methods) -> list[str]:
 
 
 def methods_section(methods) -> Section:
-    """The update rule of every method present (from `optimizers.get(name).equation`)."""
+    """The update rule of every method present (from `optimizers.get(name).equation`); a
+    plug-in, which states no equation, is named by its class and hyperparameters."""
     items = []
     for m in optimizers_in_order(methods):
         rec = optimizers.get(m)
-        items.append(f"`{m}`: {rec.summary} Update: {rec.equation}")
+        if rec.equation:
+            items.append(f"`{m}`: {rec.summary} Update: {rec.equation}")
+            continue
+        defaults = ", ".join(f"{k}={v}" for k, v in rec.hparams.items())
+        items.append(
+            f"`{m}`: {rec.summary}. Update: the plug-in class's own `step()` (no equation "
+            "given)" + (f"; hyperparameters set: {defaults}" if defaults else "") + "."
+        )
     return Section("Methods", ["g = gradient; μ momentum, λ weight decay.", items])
+
+
+def _cells(row: str) -> list[str]:
+    """The cells of a Markdown table row, `\\|` kept as a literal bar."""
+    inner = row.strip().removeprefix("|").removesuffix("|")
+    return [c.strip().replace("\\|", "|") for c in re.split(r"(?<!\\)\|", inner)]
+
+
+def from_markdown(text: str) -> list[Block]:
+    """Blocks from the Markdown subset other modules write (the perf section): paragraphs,
+    `| tables |`, `- ` bullet lists, `![alt](path)` images, indented code lines and `#`
+    headings (as bold paragraphs), so that report.html renders them as HTML too."""
+    blocks: list[Block] = []
+    lines = text.splitlines()
+    para: list[str] = []
+
+    def flush() -> None:
+        if para:
+            blocks.append(" ".join(p.strip() for p in para))
+            para.clear()
+
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        image = re.fullmatch(r"!\[(.*)\]\((.+)\)", line.strip())
+        if line.startswith("|"):
+            flush()
+            rows = []
+            while i < len(lines) and lines[i].startswith("|"):
+                if not re.fullmatch(r"\|(\s*:?-+:?\s*\|)+", lines[i].strip()):
+                    rows.append(_cells(lines[i]))
+                i += 1
+            blocks.append(Table(rows[0], rows[1:]))
+            continue
+        if line.startswith(("- ", "* ")):
+            flush()
+            items = []
+            while i < len(lines) and (lines[i].startswith(("- ", "* ", "  ")) and lines[i].strip()):
+                if lines[i].startswith(("- ", "* ")):
+                    items.append(lines[i][2:].strip())
+                else:
+                    items[-1] += " " + lines[i].strip()
+                i += 1
+            blocks.append(items)
+            continue
+        if image:
+            flush()
+            blocks.append(Figure(image[2], image[1]))
+        elif line.startswith("    ") and line.strip():
+            flush()
+            blocks.append(Code(line.strip()))
+        elif line.startswith("#"):
+            flush()
+            blocks.append(f"**{line.lstrip('#').strip()}**")
+        elif not line.strip():
+            flush()
+        else:
+            para.append(line)
+        i += 1
+    flush()
+    return blocks
 
 
 # ----------------------------------------------------------------------------------------------
@@ -144,8 +216,8 @@ def _md_block(block: Block) -> str:
         return md_table(block)
     if isinstance(block, Figure):
         return f"![{block.file}]({block.file})\n\n{wrap(block.caption)}"
-    if isinstance(block, Raw):
-        return block.markdown
+    if isinstance(block, Code):
+        return f"    {block.text}"
     if isinstance(block, Note):
         return wrap(block.text)
     if isinstance(block, list):

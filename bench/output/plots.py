@@ -4,9 +4,11 @@ Conventions shared by every figure (see `palette`): one colour per method in eve
 weight-decay variants dashed; methods faceted by family where a panel would hold more than six
 lines; a from-scratch curve and its torch.optim twin are one line when they are identical
 (torch's is drawn dotted only where it differs). Curves are the median over seeds, with the
-seeds' range shaded only where it is informative (less than a factor 10 wide on a log axis).
-Axes are robust: the y range stops at `CAP` x the largest initial value, and points beyond it
-(or where a run diverged) are marked at the edge instead of stretching the axis. Titles and
+seeds' range shaded only where it is informative: at the epochs where it is less than a factor
+10 wide. Axes are robust: the y range stops at `CAP` x the largest initial value, and points
+beyond it (or where a run diverged) are marked at the edge instead of stretching the axis; a
+loss of exactly 0 (a 2-D function's minimum, reached in float32) is drawn on the bottom edge of
+the log axis. Titles and
 legends sit outside the axes and are never clipped (margins computed in inches, see `save`).
 """
 
@@ -27,6 +29,7 @@ import pandas as pd
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
+from bench.analysis.tables import PRIMARY_IMPLS
 from bench.output.palette import color_of, dash_of, facets, order
 from bench.schema import Status
 
@@ -35,6 +38,7 @@ __all__ = ["color_of", "curves", "epoch_times", "log_axis", "panel_grid", "save"
 DPI = 110
 CAP = 3.0  # y axis ends at CAP x the largest initial value of a panel
 BAND_DECADES = 1.0  # shade the seeds' range only where it is narrower than this (log axes)
+BAND_MIN_RUN = 5  # ... over at least this many consecutive epochs
 MAX_COLS = 4
 
 
@@ -138,6 +142,42 @@ def _positive(values: pd.Series | np.ndarray) -> bool:
     return arr.size > 0 and bool((arr > 0).all())
 
 
+def _loggable(values: pd.Series | np.ndarray) -> bool:
+    """Non-negative with some positive value: a log axis, zeros drawn on its bottom edge."""
+    arr = np.asarray(values, dtype=float)
+    arr = arr[np.isfinite(arr)]
+    return arr.size > 0 and bool((arr >= 0).all()) and bool((arr > 0).any())
+
+
+def narrow(
+    lo: pd.Series | np.ndarray, hi: pd.Series | np.ndarray, min_run: int = BAND_MIN_RUN
+) -> np.ndarray:
+    """Where the band is shaded: the seeds' range [lo, hi] is narrower than 10^BAND_DECADES
+    (both > 0), in stretches of at least `min_run` such points (a range that flickers across
+    10x from one epoch to the next would shade a comb, not a band)."""
+    lo, hi = np.asarray(lo, dtype=float), np.asarray(hi, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        width = np.log10(hi / lo)
+    ok = np.isfinite(width) & (lo > 0) & (width < BAND_DECADES)
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], ok.astype(int), [0]])))
+    for start, stop in zip(edges[::2], edges[1::2], strict=True):
+        if stop - start < min(min_run, len(ok)):
+            ok[start:stop] = False
+    return ok
+
+
+def _drawn(v: pd.Series, floor: float, top: float) -> pd.Series:
+    """Values as drawn: capped at `top`; on a log axis (floor > 0) a 0 sits at `floor`."""
+    v = v.clip(upper=top)
+    return v.where(~(v <= 0), floor) if floor > 0 else v
+
+
+def main_impl(impls) -> str:
+    """The implementation a curve shows (`tables.PRIMARY_IMPLS` order; the rest are twins)."""
+    rank = {impl: i for i, impl in enumerate(PRIMARY_IMPLS)}
+    return min(impls, key=lambda i: rank.get(i, len(rank)))
+
+
 def _panels(df: pd.DataFrame) -> list[tuple[str, str, list[str]]]:
     """(problem, family, methods) for every panel, problems in order of appearance."""
     out = []
@@ -201,7 +241,14 @@ def curves(
         ref = start.loc[problem]
         ref = ref[np.isfinite(ref)]
         top = float(ref.max()) * CAP if len(ref) else math.inf
-        log_y = _positive(df.loc[df["problem"] == problem, "_y"])
+        values = df.loc[df["problem"] == problem, "_y"]
+        log_y = _loggable(values)
+        positive = values[np.isfinite(values) & (values > 0)]
+        floor = float(positive.min()) / 10 if log_y else 0.0
+
+        def shown(v: pd.Series, floor: float = floor, top: float = top) -> pd.Series:
+            return _drawn(v, floor, top)
+
         lows = []
         for method in methods:
             color, ls = color_of(method), dash_of(method)
@@ -210,34 +257,30 @@ def curves(
             except KeyError:
                 continue
             impls = list(dict.fromkeys(g.index.get_level_values("impl")))
-            main = "scratch" if "scratch" in impls else impls[0]
+            main = main_impl(impls)
             s = g.xs(main, level="impl")
-            ax.plot(s["x"], s["med"].clip(upper=top), color=color, ls=ls, lw=1.6)
+            ax.plot(s["x"], shown(s["med"]), color=color, ls=ls, lw=1.6)
             _edge_marks(ax, s["x"], s["med"], top, color)
-            lows.append(s["med"][np.isfinite(s["med"])])
-            band = s["seeds"].max() > 1
-            if band and log_y:
-                with np.errstate(divide="ignore", invalid="ignore"):
-                    width = np.log10(s["hi"] / s["lo"])
-                band = bool(np.nanmedian(width.replace(np.inf, np.nan)) < BAND_DECADES)
-            if band:
+            lows.append(shown(s["med"])[np.isfinite(s["med"])])
+            mask = narrow(s["lo"], s["hi"]) if log_y else np.ones(len(s), bool)
+            if s["seeds"].max() > 1 and mask.any():
                 ax.fill_between(
-                    s["x"], s["lo"], s["hi"].clip(upper=top), color=color, alpha=0.13, lw=0
-                )
-                lows.append(s["lo"][np.isfinite(s["lo"])])
+                    s["x"], s["lo"], s["hi"].clip(upper=top), where=mask, color=color,
+                    alpha=0.13, lw=0,
+                )  # fmt: skip
+                lows.append(s["lo"][mask & np.isfinite(s["lo"]) & (s["lo"] > 0)])
             for impl in impls:
                 t = g.xs(impl, level="impl")
                 if impl != main and not np.array_equal(t["med"].to_numpy(), s["med"].to_numpy()):
                     torch_differs = True
-                    ax.plot(t["x"], t["med"].clip(upper=top), color=color, ls=":", lw=1.2)
+                    ax.plot(t["x"], shown(t["med"]), color=color, ls=":", lw=1.2)
             marks = last[(last["problem"] == problem) & (last["method"] == method)]
             if len(marks):
-                ax.scatter(
-                    marks[x], marks["_y"].clip(upper=top), marker="x", s=40, color=color, zorder=5
-                )
+                ax.scatter(marks[x], shown(marks["_y"]), marker="x", s=40, color=color, zorder=5)
         low = pd.concat(lows) if lows else pd.Series(dtype=float)
+        low = low[low > 0]
         if log_y and len(low) and math.isfinite(top):
-            lo = float(low[low > 0].min()) / 1.5
+            lo = float(low.min()) / 1.5
             ax.set_ylim(lo, top)
             log_axis(ax, "y", lo, top)
         elif log_y:

@@ -13,22 +13,39 @@ import numpy as np
 import pandas as pd
 
 from bench import fmt
-from bench.analysis import cost, targets
+from bench.analysis import cost, stats, targets
 from bench.analysis import summary as summaries
 from bench.analysis.stats import median_ci
 from bench.analysis.tables import parity_by_method, tables, time_ratio
 from bench.analysis.timing import ELAPSED_CAPTION, parallel_note, time_note
 from bench.output import deepobs, html, interactive, plots, trajectories
-from bench.output.doc import Doc, Figure, Raw, Section, Table, markdown, methods_section
+from bench.output.doc import (
+    Doc,
+    Figure,
+    Section,
+    Table,
+    from_markdown,
+    markdown,
+    methods_section,
+)
 from bench.output.files import write
 from bench.output.palette import order
+from bench.output.plots import BAND_MIN_RUN
 from bench.run.runner import RunResult
 from bench.schema import Status
 
-INTERVAL = (
-    "median [95% interval] over seeds (bootstrap percentile interval of the median; for 5 or "
-    "fewer seeds it is the seeds' [min, max])"
-)
+
+def interval_text(runs: pd.DataFrame) -> str:
+    """How a `median [lo, hi]` cell of the details is made, for these runs' seed counts."""
+    n = int(runs.groupby(["problem", "method", "impl", "device"])["seed"].nunique().max())
+    if n <= stats.RANGE_UP_TO:
+        return "median [seeds' range] over seeds"
+    return (
+        "median [95% interval] over seeds (bootstrap percentile interval of the median; with "
+        f"{stats.RANGE_UP_TO} or fewer seeds it is the seeds' range)"
+    )
+
+
 # Figures other modules may write into the output folder before the report; shown if present.
 OPTIONAL_FIGURES = {
     "trajectories.png": "Paths of the optimizers on the 2-D test functions (from the same start).",
@@ -43,7 +60,9 @@ def metric_table(
     time: bool = False,
     inf_word: str | None = None,
 ) -> Table:
-    """Methods (x impls) down, problems across; cells median [95% interval] over seeds."""
+    """Methods (x impls) down, problems across; cells median [lo, hi] over seeds (see
+    `interval_text`). A diverged run's final loss counts as inf; other columns (accuracy, times)
+    keep their values."""
     problems = list(dict.fromkeys(runs["problem"]))
     keys = ["method", "impl"] if by_impl else ["method"]
     groups = runs.groupby(["problem", *keys], sort=False)
@@ -59,7 +78,7 @@ def metric_table(
                 cells.append("")
                 continue
             values = g[column].astype(float)
-            if not time and column.startswith("final_"):
+            if not time and column.startswith("final_") and column.endswith("_loss"):
                 values = values.where(g["status"] != Status.DIVERGED, np.inf)
             cell = median_ci(values.to_numpy()).text(time)
             if inf_word:
@@ -71,7 +90,8 @@ def metric_table(
 
 
 def problems_table(runs: pd.DataFrame, optimum: pd.DataFrame) -> Table:
-    """One row per problem; loss* as median [min, max] over seeds where the splits differ."""
+    """One row per problem: what ran on it (methods x implementations x devices x seeds =
+    runs), its data, and its L* (median [min, max] over seeds where the splits differ)."""
     kind = optimum.set_index("problem")["optimum_kind"]
     rows = []
     for problem, g in runs.groupby("problem", sort=False):
@@ -85,11 +105,15 @@ def problems_table(runs: pd.DataFrame, optimum: pd.DataFrame) -> Table:
         stars = g.groupby("seed")["loss_star"].first().astype(float)
         if np.isfinite(stars).all() and len(stars):
             star = fmt.interval(stars.median(), stars.min(), stars.max(), len(stars))
+            star += f" ({kind.get(problem, '')})"
         else:
-            star = f"{fmt.MISSING} ({kind.get(problem, 'none')})"
+            star = f"{fmt.MISSING} ({kind.get(problem, targets.NONE_KNOWN)})"
         rows.append(
             [
                 problem,
+                str(len(g)),
+                str(g["method"].nunique()),
+                str(g["seed"].nunique()),
                 str(int(g["n_train"].iloc[0])),
                 str(int(g["n_holdout"].iloc[0])),
                 str(int(g["epochs"].max())),
@@ -98,8 +122,23 @@ def problems_table(runs: pd.DataFrame, optimum: pd.DataFrame) -> Table:
                 lrs,
             ]
         )
-    header = ["problem", "train rows", "hold-out rows", "epochs", "batch sizes", "loss*", "lr"]
+    header = ["problem", "runs", "methods", "seeds", "train rows", "hold-out rows", "epochs",
+              "batch sizes", "L* (what it is)", "lr"]  # fmt: skip
     return Table(header, rows)
+
+
+def ran_text(runs: pd.DataFrame) -> str:
+    """How many runs, counted as run (each problem's methods x implementations x devices x
+    seeds, summed in the problems table), never a product of totals."""
+    devices = list(dict.fromkeys(runs["device"]))
+    impls = list(dict.fromkeys(runs["impl"]))
+    plugin = " (a plug-in runs once, as itself)" if "plugin" in impls else ""
+    return (
+        f"{len(runs)} runs over {runs['problem'].nunique()} problems (per problem below: its "
+        f"methods x implementations x devices x seeds); implementations {', '.join(impls)}"
+        f"{plugin}; device{'s' if len(devices) > 1 else ''} {', '.join(devices)}; dtype "
+        f"{', '.join(dict.fromkeys(runs['dtype']))}."
+    )
 
 
 def parity_blocks(epochs: pd.DataFrame, runs: pd.DataFrame, parity: pd.DataFrame | None) -> list:
@@ -211,26 +250,22 @@ def build_doc(
     summary = summaries.build(runs, epochs, extra_anomalies=shared)
     optimum = targets.reference_optimum(runs, epochs)
     devices = list(dict.fromkeys(runs["device"]))
-    seeds = sorted(set(runs["seed"]))
     hashes = runs.groupby(["problem", "seed"])["init_hash"].nunique()
     ran = Section(
         "What was run",
         [
             [
-                f"{len(runs)} runs: {runs['problem'].nunique()} problems x "
-                f"{runs['method'].nunique()} methods x {runs['impl'].nunique()} implementations "
-                f"({', '.join(dict.fromkeys(runs['impl']))}) x {len(devices)} device(s) "
-                f"({', '.join(devices)}) x {len(seeds)} seeds ({', '.join(map(str, seeds))}); "
-                f"dtype {', '.join(dict.fromkeys(runs['dtype']))}.",
+                ran_text(runs),
                 f"Total training time {fmt.seconds(runs['total_time_s'].sum())} (timed steps "
                 f"only; evaluation and warm-up excluded). {time_note(epochs, env)}".strip(),
                 "Same initial weights: `init_hash` has "
                 f"{'one value' if (hashes == 1).all() else 'SEVERAL values (bug!)'} per "
                 "(problem, seed) across methods, implementations and devices.",
                 "Loss: the task's loss on the whole training set and on the hold-out rows after "
-                "each epoch. loss*: the least-squares optimum of the linear model on each "
-                "seed's own training rows (median [min, max] over seeds: every seed has its "
-                "own split).",
+                "each epoch. L*: the problem's optimum, by task (last column but one; median "
+                "[min, max] over seeds where each seed has its own split); the targets are "
+                f"relative gaps (L − L*) / (L0 − L*) <= {targets.TOL:g} and "
+                f"{targets.STRICT_TOL:g}, L0 the loss at the shared initial weights.",
             ],
             problems_table(runs, optimum),
             "Environment:",
@@ -241,8 +276,9 @@ def build_doc(
     for device in devices:
         on = runs[runs["device"] == device]
         main = summaries.primary(on)
+        shown = ", ".join(dict.fromkeys(main["impl"]))
         blocks: list = [
-            f"Final training loss, {INTERVAL}; from-scratch implementation:",
+            f"Final training loss, {interval_text(main)}; implementation {shown}:",
             metric_table(main, "final_train_loss"),
         ]
         hold = main[np.isfinite(main["final_holdout_loss"].astype(float))]
@@ -250,19 +286,26 @@ def build_doc(
             blocks += ["Final hold-out loss:", metric_table(hold, "final_holdout_loss")]
             gap = hold.assign(gap=hold["final_holdout_loss"] - hold["final_train_loss"])
             blocks += [
-                "Generalisation gap, final hold-out - training loss:",
+                "Generalisation gap, final hold-out − training loss:",
                 metric_table(gap, "gap"),
             ]
         for col, what in (
             ("final_train_accuracy", "training"),
             ("final_holdout_accuracy", "hold-out"),
         ):
-            if col in main and main[col].notna().any():
-                blocks += [f"Final {what} accuracy:", metric_table(main, col)]
+            if col not in main:
+                continue
+            has = main.groupby("problem")[col].apply(lambda v: v.notna().any())
+            with_accuracy = main[main["problem"].map(has)]  # only tasks that have accuracy
+            if not with_accuracy.empty:
+                blocks += [f"Final {what} accuracy:", metric_table(with_accuracy, col)]
         blocks += [
-            "Epochs to the target (see the summary; `never`: not reached in the epochs given):",
+            f"Epochs to the target gap {targets.TOL:g} (see the summary; `never`: not reached "
+            "in the epochs given):",
             metric_table(main, "epochs_to_target", inf_word="never"),
-            "Training seconds to the target:",
+            f"Epochs to the strict target gap {targets.STRICT_TOL:g}:",
+            metric_table(main, "epochs_to_strict", inf_word="never"),
+            f"Training seconds to the target gap {targets.TOL:g}:",
             metric_table(main, "seconds_to_target", time=True, inf_word="never"),
         ]
         sections.append(Section(f"Final loss and time to target ({device})", blocks))
@@ -270,7 +313,7 @@ def build_doc(
             Section(
                 f"Wall time per epoch ({device})",
                 [
-                    f"Each run's median epoch time, then {INTERVAL}. "
+                    f"Each run's median epoch time, then {interval_text(on)}. "
                     f"{time_note(epochs[epochs['device'] == device], env)}".strip(),
                     metric_table(on, "median_epoch_time_s", by_impl=True, time=True),
                 ],
@@ -284,7 +327,7 @@ def build_doc(
     )
     if performance:
         body = performance.split("\n", 1)[1] if performance.startswith("## ") else performance
-        sections.append(Section("Performance", [Raw(body.strip())]))
+        sections.append(Section("Performance", from_markdown(body.strip())))
     sections.append(
         Section(
             "Files",
@@ -343,9 +386,12 @@ def write_all(
     )
     written.append(plots.epoch_times(epochs, out / "epoch_time.png"))
     curves_caption = (
-        "Median over seeds; shaded: the seeds' range where narrower than 10x; x: diverged "
-        "(last finite value); ^: off the scale (above 3x the initial loss). Epoch 0 is the "
-        "shared initial weights. From-scratch and torch.optim are one line where identical."
+        f"Median over seeds; shaded: the seeds' range, over stretches of {BAND_MIN_RUN} or more "
+        "epochs where it is narrower than 10x; x: diverged (last finite value); ^: off the "
+        "scale (above 3x the initial loss), drawn on the top edge; a loss of exactly 0 is drawn "
+        "on the bottom edge of the log axis. Epoch 0 is the shared initial weights. "
+        "From-scratch and torch.optim are one line where identical; where they differ the PNG "
+        "draws torch.optim dotted."
     )
     figures = [
         Figure(

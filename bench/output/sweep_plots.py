@@ -87,11 +87,15 @@ def sensitivity(grid_runs: pd.DataFrame, selection: pd.DataFrame, path: Path) ->
                     edgecolor=color_of(row.method) if edge else "black",
                     linewidth=1.0,
                 )
-        if len(finite):
-            ax.set_ylim(top=top * 1.05 if not (finite > 0).all() else top * 1.3)
         log_axis(ax, "x")
         if len(finite) and (finite > 0).all():
-            log_axis(ax, "y", float(finite.min()), top)
+            # The log scale first, then limits from the data (set the other way round, linear
+            # limits of 0 or below leave a log axis collapsed onto its top edge).
+            lo = float(finite.min())
+            log_axis(ax, "y", lo / 1.3, top * 1.3)
+            ax.set_ylim(lo / 1.3, top * 1.3)
+        elif len(finite):
+            ax.set_ylim(top=top * 1.05)
         title = f"{problem}{' – ' + family if family else ''}"
         label_panel(ax, title, "learning rate", "final hold-out loss")
     extra = [
@@ -139,9 +143,9 @@ def profile(taus: np.ndarray, rho: dict[str, np.ndarray], path: Path, what: str)
     return path
 
 
-def gaps(summary: pd.DataFrame, path: Path) -> Path:
+def gaps(summary: pd.DataFrame, path: Path, interval: str = "seeds' range") -> Path:
     """Per problem: each method's generalisation gap (hold-out - training loss), median and
-    95% interval over seeds, as a dot with whiskers; 0 = no gap."""
+    interval over seeds (`interval` names it), as a dot with whiskers; 0 = no gap."""
     tuned = summary[summary["phase"] == "tuned"]
     problems = list(dict.fromkeys(tuned["problem"]))
     if not problems:  # every grid point diverged: nothing was tuned
@@ -168,5 +172,5 @@ def gaps(summary: pd.DataFrame, path: Path) -> Path:
         ax.set_yticks(range(len(methods)), methods, fontsize=8)
         ax.invert_yaxis()
         label_panel(ax, problem, "hold-out - training loss", "")
-    title = "Generalisation gap of the tuned runs (median, 95% interval over seeds)"
+    title = f"Generalisation gap of the tuned runs (median, {interval} over seeds)"
     return save(fig, path, title, [])

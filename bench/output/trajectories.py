@@ -22,10 +22,10 @@ from matplotlib.lines import Line2D
 
 import datasets
 import optimizers
+from bench.analysis.tables import PRIMARY_IMPLS
 from bench.output.plots import DPI, color_of
 
 COLUMNS = ("theta_0", "theta_1")
-_IMPL_ORDER = ("scratch", "plugin", "torch", "torch-foreach", "torch-fused")
 GRID = 240  # contour grid points per axis
 
 
@@ -37,7 +37,7 @@ def paths(epochs: pd.DataFrame) -> pd.DataFrame:
     if df.empty:
         return df
     df = df[df["device"] == df["device"].iloc[0]]
-    rank = df["impl"].map({i: n for n, i in enumerate(_IMPL_ORDER)}).fillna(len(_IMPL_ORDER))
+    rank = df["impl"].map({i: n for n, i in enumerate(PRIMARY_IMPLS)}).fillna(len(PRIMARY_IMPLS))
     first = (
         df.assign(_rank=rank)
         .sort_values(["problem", "method", "seed", "_rank", "epoch"], kind="stable")
@@ -48,14 +48,31 @@ def paths(epochs: pd.DataFrame) -> pd.DataFrame:
 
 
 def clip_path(xy: np.ndarray, bounds: tuple[tuple[float, float], ...]) -> tuple[np.ndarray, bool]:
-    """(the path up to its first point outside `bounds` or non-finite, whether it left)."""
+    """(the path up to where it leaves `bounds`, whether it left). A path that leaves ends on
+    the boundary, where its step to the first point outside crosses it (or at its last point
+    inside when that step is not finite), so the × drawn there sits on the path."""
     (x0, x1), (y0, y1) = bounds
     x, y = xy[:, 0], xy[:, 1]
     inside = np.isfinite(x) & np.isfinite(y) & (x >= x0) & (x <= x1) & (y >= y0) & (y <= y1)
     if inside.all():
         return xy, False
     stop = int(np.argmin(inside))  # the first point outside
-    return xy[:stop], True
+    kept = xy[:stop]
+    if stop == 0 or not np.isfinite(xy[stop]).all():
+        return kept, True
+    return np.vstack([kept, exit_point(xy[stop - 1], xy[stop], bounds)]), True
+
+
+def exit_point(a: np.ndarray, b: np.ndarray, bounds: tuple[tuple[float, float], ...]) -> np.ndarray:
+    """Where the segment from `a` (inside the box) to `b` (outside) crosses the box's edge."""
+    t = 1.0
+    for k, (lo, hi) in enumerate(bounds):
+        d = b[k] - a[k]
+        if d > 0 and b[k] > hi:
+            t = min(t, (hi - a[k]) / d)
+        elif d < 0 and b[k] < lo:
+            t = min(t, (lo - a[k]) / d)
+    return a + t * (b - a)
 
 
 def plot(epochs: pd.DataFrame, path: Path) -> Path | None:
@@ -133,12 +150,8 @@ def _panel(ax: plt.Axes, problem: str, dataset: str, sub: pd.DataFrame, methods:
         lw = max(3.2 - 0.25 * i, 0.9)
         ax.plot(kept[:, 0], kept[:, 1], color=color, lw=lw, alpha=0.9, solid_capstyle="round")
         if left:
-            (bx0, bx1), (by0, by1) = fn.bounds
-            nxt = xy[len(kept)] if len(kept) < len(xy) else xy[-1]
-            last = kept[-1] if len(kept) else np.array(fn.start)
-            mark = nxt if np.isfinite(nxt).all() else last
-            mx, my = np.clip(mark[0], bx0, bx1), np.clip(mark[1], by0, by1)
-            ax.plot([mx], [my], marker="x", color=color, ms=9, mew=2.2, clip_on=False)
+            mark = kept[-1] if len(kept) else np.array(fn.start, dtype=float)
+            ax.plot([mark[0]], [mark[1]], marker="x", color=color, ms=9, mew=2.2, clip_on=False)
     ax.plot(*fn.start, marker="o", color="black", ms=6, zorder=6)
     for mx, my in fn.minimizers:
         ax.plot(mx, my, marker="*", mfc="white", mec="black", ms=13, zorder=6)

@@ -22,9 +22,10 @@ class SweepConfig:
     beta1: tuple[float, ...] = ()  # extra axis for the Adam family
     select_seeds: tuple[int, ...] = (0, 1)
     seeds: tuple[int, ...] = (100, 101, 102, 103, 104)
-    rel_tol: float = 0.01  # time-to-target: within 1% of the optimum ...
-    target: float | None = None  # ... or this absolute training loss
-    claims: bool = True  # rerun the notebooks' crops15 experiment and test its claims
+    rel_tol: float = 0.01  # target: relative gap (L - L*) / (L0 - L*) <= rel_tol ...
+    strict_tol: float = 0.001  # ... and a stricter second target
+    target: float | None = None  # ... or this absolute training loss instead
+    claims: bool | None = None  # the notebooks' crops15 claims: None = when crops15 is swept
     max_extensions: int = 2  # grid points added beyond an edge the selection sits at, per side
 
     def __post_init__(self) -> None:
@@ -42,8 +43,12 @@ class SweepConfig:
             raise ConfigError(f"sweep max_extensions must be 0..10, got {self.max_extensions!r}")
         if not self.select_seeds or not self.seeds:
             raise ConfigError("sweep needs at least one selection seed and one rerun seed")
-        if not (math.isfinite(self.rel_tol) and self.rel_tol >= 0):
-            raise ConfigError(f"sweep rel_tol must be >= 0, got {self.rel_tol!r}")
+        if not (math.isfinite(self.rel_tol) and 0 <= self.rel_tol < 1):
+            raise ConfigError(f"sweep rel_tol must be in [0, 1), got {self.rel_tol!r}")
+        if not (math.isfinite(self.strict_tol) and 0 <= self.strict_tol < 1):
+            raise ConfigError(f"sweep strict_tol must be in [0, 1), got {self.strict_tol!r}")
+        if self.claims is not None and not isinstance(self.claims, bool):
+            raise ConfigError(f"sweep claims must be true or false, got {self.claims!r}")
         if self.target is not None and not (math.isfinite(self.target) and self.target > 0):
             raise ConfigError(f"sweep target must be a loss > 0, got {self.target!r}")
 

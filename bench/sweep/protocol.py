@@ -11,8 +11,13 @@ The protocol (DeepOBS, AlgoPerf, "Descending through a Crowded Valley"):
    selection repeated, up to `SweepConfig.max_extensions` points per side. A selection still
    at an edge afterwards (bound reached, or the points beyond it diverged) is flagged in
    `selection.csv` (`at_edge`: "low" or "high", with "(beyond: diverged)" where that is why).
-3. Reruns: the selected setting over fresh seeds (new initial weights, batch order and split),
-   next to the method's library defaults over the same seeds.
+3. Reruns: the selected setting over fresh seeds (a new batch order; new initial weights and
+   a new split where the problem draws them), next to the method's registered defaults over
+   the same seeds.
+Every phase runs one implementation on one device: the first of the suite's `impls` and
+`devices` (`--impl`, `--devices`), so a sweep on a GPU is `--devices cuda`; `where(suite)` says
+which, and the report says so. The notebooks' claims run when the suite has their problem
+(crops15), or when `[sweep] claims = true` asks for them.
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ import pandas as pd
 from bench.analysis import claims
 from bench.analysis.tables import tables
 from bench.errors import ConfigError
-from bench.run.config import Suite
+from bench.run.config import Problem, Suite
 from bench.run.executors import Executor
 from bench.run.runner import RunResult
 from bench.run.spec import RunSpec
@@ -79,6 +84,22 @@ def _extra_axes(method: Method, config: SweepConfig) -> list[dict[str, Any]]:
     return [{}]
 
 
+def where(suite: Suite) -> tuple[str, str]:
+    """(implementation, device) every run of a sweep uses: the suite's first of each."""
+    return suite.impls[0], suite.devices[0]
+
+
+def _spec(suite: Suite, problem: Problem, method: str, seed: int) -> RunSpec:
+    return suite.spec_for(problem, method, *where(suite), seed)
+
+
+def claims_wanted(suite: Suite, config: SweepConfig) -> bool:
+    """Run the notebooks' claims: on request, or by default when the suite has crops15."""
+    if config.claims is not None:
+        return bool(config.claims)
+    return claims.applies([p.dataset for p in suite.problems])
+
+
 def point_specs(
     suite: Suite, config: SweepConfig, problem: str, method: str, steps: Sequence[int]
 ) -> list[RunSpec]:
@@ -86,7 +107,7 @@ def point_specs(
     p = suite.problem(problem)
     specs = []
     for seed in config.select_seeds:
-        base = suite.spec_for(p, method, "scratch", "cpu", seed)
+        base = _spec(suite, p, method, seed)
         for k in steps:
             factor = 10.0 ** (k / config.points_per_decade)
             for e in _extra_axes(suite.method(method), config):
@@ -99,7 +120,7 @@ def grid_specs(suite: Suite, config: SweepConfig) -> tuple[list[RunSpec], list[s
     specs, skipped = [], []
     for problem in suite.problems:
         methods = problem.methods or suite.methods
-        probe = suite.spec_for(problem, methods[0], "scratch", "cpu", config.select_seeds[0])
+        probe = _spec(suite, problem, methods[0], config.select_seeds[0])
         if probe.holdout == 0:
             skipped.append(problem.label)
             continue
@@ -142,13 +163,14 @@ def selection_score(runs: pd.DataFrame) -> pd.Series:
 def rerun_specs(
     suite: Suite, config: SweepConfig, selection: pd.DataFrame
 ) -> tuple[list[RunSpec], list[RunSpec]]:
-    """(tuned, default) specs: the selected setting and the library defaults, fresh seeds."""
+    """(tuned, default) specs: the selected setting and the registered defaults (the method's
+    own settings over its update rule's defaults: `optimizers` registry), fresh seeds."""
     tuned, default = [], []
     for row in selection.itertuples():
         problem = suite.problem(row.problem)
         library = library_defaults(suite.method(row.method))
         for seed in config.seeds:
-            base = suite.spec_for(problem, row.method, "scratch", "cpu", seed)
+            base = _spec(suite, problem, row.method, seed)
             if row.hparams is not None:
                 tuned.append(replace(base, hparams=freeze_hparams(json.loads(row.hparams))))
             if library is not None:
@@ -170,7 +192,7 @@ def library_defaults(method: Method) -> dict[str, Any] | None:
 def _step_of(runs: pd.DataFrame, suite: Suite, config: SweepConfig) -> pd.Series:
     """Each grid run's lr as an integer grid step relative to the suite's lr."""
     base = {
-        (p.label, m): suite.spec_for(p, m, "scratch", "cpu", config.select_seeds[0]).lr
+        (p.label, m): _spec(suite, p, m, config.select_seeds[0]).lr
         for p in suite.problems
         for m in (p.methods or suite.methods)
     }
@@ -266,8 +288,8 @@ def run_sweep(
     tuned, default = rerun_specs(suite, config, selection)
     phases = [("tuned", tuned, [s.method for s in tuned])]
     phases.append(("default", default, [s.method for s in default]))
-    if config.claims:
-        labelled = claims.claim_specs(config.seeds)
+    if claims_wanted(suite, config):
+        labelled = claims.claim_specs(config.seeds, *where(suite))
         phases.append(("claims", [s for _, s in labelled], [lab for lab, _ in labelled]))
     # The reruns do not depend on each other: one batch, so a parallel executor waits for its
     # slowest run once, not once per phase.

@@ -1,4 +1,4 @@
-"""The notebooks' claims, judged from the data (`bench.analysis.claims`)."""
+"""The notebooks' claims, judged from the data by the one rule (`bench.analysis.claims`)."""
 
 from __future__ import annotations
 
@@ -24,14 +24,14 @@ def claim_runs(loss: dict[str, list[float]], time: dict[str, float]) -> pd.DataF
     )
 
 
-LOSS = {
-    "gd": [100, 120, 90],
-    "sgd": [2, 3, 2.5],
-    "minibatch": [20, 25, 30],
-    "momentum 0.1": [1.5, 2.5, 2],
-    "momentum 0.9": [math.inf, 1, 1],
-    "nesterov 0.1": [1.4, 2.4, 2.1],
-    "nesterov 0.9": [5, 6, 7],
+LOSS = {  # five seeds: a one-sided sign test can reach p <= 0.05 (1/32)
+    "gd": [100, 120, 90, 110, 95],
+    "sgd": [2, 3, 2.5, 2.2, 2.8],
+    "minibatch": [20, 25, 30, 22, 24],
+    "momentum 0.1": [1.5, 2.5, 2, 2.1, 2.7],
+    "momentum 0.9": [math.inf, 1, 1, 1, 1],  # one seed diverged: 4 of 5, p = 0.19
+    "nesterov 0.1": [1.4, 2.4, 2.1, 2.1, 2.6],
+    "nesterov 0.9": [5, 6, 7, 5, 6],
 }
 TIME = {
     "gd": 1e-4,
@@ -44,7 +44,7 @@ TIME = {
 }
 
 
-def test_claims_are_computed_from_the_data():
+def test_claims_are_judged_by_the_rule():
     verdicts = {c.text: c.verdict for c in claims.evaluate(claim_runs(LOSS, TIME))}
     assert verdicts == {
         "SGD (batch 1) ends lower than full-batch GD after 100 epochs": "confirmed",
@@ -52,22 +52,31 @@ def test_claims_are_computed_from_the_data():
         "Minibatch (batch 4) ends between GD and SGD": "confirmed",
         "A minibatch epoch costs between a GD and an SGD epoch": "confirmed",
         "Momentum 0.1 (batch 1) ends lower than plain SGD": "confirmed",
-        # median 1 < 2.5, but one seed diverged: 2 of 3 seeds agree, below the 80% bar
-        "Momentum 0.9 (batch 1) ends lower than plain SGD": "mixed",
+        # median 1 < 2.5, but one seed diverged: 4 of 5 agree, p = 6/32 > 0.05
+        "Momentum 0.9 (batch 1) ends lower than plain SGD": "not confirmed",
         "Nesterov 0.1 (batch 1) ends lower than plain SGD": "confirmed",
         "Nesterov 0.9 (batch 1) ends lower than plain SGD": "not confirmed",
     }
+
+
+def test_three_seeds_are_at_best_suggestive():
+    three = {k: v[:3] for k, v in LOSS.items()}
+    result = {c.text: c for c in claims.evaluate(claim_runs(three, TIME))}
+    sgd = result["SGD (batch 1) ends lower than full-batch GD after 100 epochs"]
+    assert sgd.verdict == "suggestive"
+    assert "sgd lower in 3 of 3 seeds, sign test p = 0.12 (one-sided)" in sgd.evidence
+    assert "median [seeds' range] over 3 seeds" in sgd.evidence
 
 
 def test_claims_table_carries_each_verdict():
     table = claims.to_frame(claims.evaluate(claim_runs(LOSS, TIME)))
     assert list(table.columns) == ["claim", "verdict", "evidence"]
     assert list(table["verdict"]).count("confirmed") == 6
-    assert set(table["verdict"]) == {"confirmed", "mixed", "not confirmed"}
+    assert set(table["verdict"]) == {"confirmed", "not confirmed"}
 
 
 def test_flipping_the_data_flips_the_verdicts():
-    flipped_loss = {**LOSS, "gd": [1, 1, 1], "minibatch": [200, 200, 200]}
+    flipped_loss = {**LOSS, "gd": [1] * 5, "minibatch": [200] * 5}
     flipped_time = {**TIME, "gd": 1.0}
     result = {c.text: c for c in claims.evaluate(claim_runs(flipped_loss, flipped_time))}
     assert not result["SGD (batch 1) ends lower than full-batch GD after 100 epochs"].confirmed
@@ -75,7 +84,7 @@ def test_flipping_the_data_flips_the_verdicts():
     assert not result["Minibatch (batch 4) ends between GD and SGD"].confirmed
     assert not result["A minibatch epoch costs between a GD and an SGD epoch"].confirmed
     evidence = result["SGD (batch 1) ends lower than full-batch GD after 100 epochs"].evidence
-    assert "sgd is lower in 0 of 3 seeds" in evidence
+    assert "sgd lower in 0 of 5 seeds" in evidence
 
 
 def test_claim_runs_reproduce_the_notebook_setting():
@@ -88,3 +97,11 @@ def test_claim_runs_reproduce_the_notebook_setting():
     assert by_label["nesterov 0.1"].hparams_dict == {"lr": 1e-5, "momentum": 0.1, "nesterov": True}
     assert {s.epochs for _, s in specs} == {100}
     assert {s.holdout for _, s in specs} == {0.0}
+    assert {(s.impl, s.device) for _, s in specs} == {("scratch", "cpu")}
+    torch_specs = claims.claim_specs([0], impl="torch")
+    assert {s.impl for _, s in torch_specs} == {"torch"}
+
+
+def test_claims_apply_only_where_their_problem_is():
+    assert claims.applies(["crops15", "diabetes"])
+    assert not claims.applies(["diabetes", "path/to/table.csv", "crops5"])

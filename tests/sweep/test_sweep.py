@@ -16,7 +16,7 @@ from bench.run.config import Problem, Suite
 from bench.run.executors import run_all
 from bench.store import CachedRuns, Store
 from bench.sweep import SweepConfig, grid_specs, select
-from bench.sweep.protocol import mark_edges, select_with_edges
+from bench.sweep.protocol import claims_wanted, mark_edges, select_with_edges, where
 
 # ----------------------------------------------------------------------------------------------
 # Selection
@@ -100,6 +100,9 @@ def test_grid_is_centred_on_the_suite_lr_and_skips_problems_without_holdout():
         ({"seeds": []}, "at least one"),
         ({"colour": 1}, "unknown key colour"),
         ({"target": -1}, "target must be a loss > 0"),
+        ({"rel_tol": 1.5}, "rel_tol must be in [0, 1)"),
+        ({"strict_tol": -1}, "strict_tol must be in [0, 1)"),
+        ({"claims": "yes"}, "claims must be true or false"),
     ],
 )
 def test_sweep_config_is_validated(table, message):
@@ -153,11 +156,49 @@ def test_sweep_cli_end_to_end(tmp_path: Path, capsys):
         "## Suboptimality",
         "## Time to target",
         "## Generalisation",
-        "## Tuned vs library defaults",
+        "## Tuned vs registered defaults",
         "## Findings",
     ):
         assert heading in text
     assert "least squares" in text
+    assert "every run of the sweep uses scratch on cpu" in text
+    assert "The notebooks' claims: turned off" in text  # claims = false in the suite
+    assert set(sweep["impl"]) == {"scratch"}
+
+
+def test_a_sweep_runs_the_implementation_and_device_it_is_given(tmp_path: Path):
+    """`--impl torch`: every phase (grid, reruns) runs torch.optim, and the report says so."""
+    out = tmp_path / "out"
+    argv = ["sweep", "--datasets", "crops15", "--methods", "gd,momentum", "--impl", "torch",
+            "--devices", "cpu", "--epochs", "2", "--decades", "0.5", "--points-per-decade", "1",
+            "--select-seeds", "0", "--seeds", "1,2", "--no-claims", "--out", str(out)]  # fmt: skip
+    assert cli.main(argv) == 0
+    sweep = pd.read_csv(out / "sweep.csv")
+    assert set(sweep["impl"]) == {"torch"}
+    assert set(sweep["device"]) == {"cpu"}
+    assert "every run of the sweep uses torch on cpu" in (out / "report.md").read_text()
+
+
+def test_where_is_the_suites_first_implementation_and_device():
+    suite = Suite(problems=(Problem("crops15"),), methods=("gd",), impls=("torch", "scratch"),
+                  devices=("cpu",))  # fmt: skip
+    assert where(suite) == ("torch", "cpu")
+    specs, _ = grid_specs(suite, SweepConfig(decades=0.5, points_per_decade=1, select_seeds=(0,)))
+    assert {(s.impl, s.device) for s in specs} == {("torch", "cpu")}
+
+
+@pytest.mark.parametrize(
+    ("datasets", "claims", "wanted"),
+    [
+        (("crops15", "diabetes"), None, True),  # the notebooks' problem is in the sweep
+        (("diabetes",), None, False),  # a user's own data: no crops15 claims
+        (("diabetes",), True, True),  # on request
+        (("crops15",), False, False),
+    ],
+)
+def test_the_notebooks_claims_run_only_with_their_problem_or_on_request(datasets, claims, wanted):
+    suite = Suite(problems=tuple(Problem(d) for d in datasets), methods=("gd",))
+    assert claims_wanted(suite, SweepConfig(claims=claims)) is wanted
 
 
 def test_sweep_without_any_holdout_is_a_one_line_error(tmp_path: Path, capsys):
