@@ -244,6 +244,23 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     return 0
 
 
+# What `run` and `sweep` record in a store's manifest and meta, checked before `report` reads it.
+_PHASES = {"run": {""}, "sweep": {"grid", "tuned", "default", "claims"}}
+_SELECTION_KEYS = {"problem", "method", "hparams", "score", "at_edge"}
+
+
+def _check_recorded(meta: dict, manifest: list[tuple[str, str, str]]) -> None:
+    """ValueError naming what is not as `run` or `sweep` wrote it (a hand-edited store)."""
+    phases = {phase for _, phase, _ in manifest}
+    if not phases <= _PHASES[meta["kind"]]:
+        raise ValueError(f"manifest phases {sorted(phases - _PHASES[meta['kind']])}")
+    if not isinstance(meta.get("execution", {}), dict):
+        raise ValueError("meta 'execution' is not a table")
+    selection = meta.get("selection") or []
+    if not all(isinstance(r, dict) and r.keys() >= _SELECTION_KEYS for r in selection):
+        raise ValueError("meta 'selection' is not the sweep's selection table")
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     """Rebuild a folder's CSVs, plots and report.md from its store (no run is computed)."""
     folder = Path(args.dir)
@@ -261,6 +278,7 @@ def cmd_report(args: argparse.Namespace) -> int:
             if meta.get("kind") not in ("run", "sweep"):
                 raise ConfigError(f"{args.dir}/{STORE_FILE} records no run or sweep to report")
             command = str(meta.get("command", ""))
+            _check_recorded(meta, cache.store.manifest())
             # The machine of this rebuild, but how the stored runs were executed (and timed).
             env = {**envinfo.collect(args.argv), **meta.get("execution", {}), "command": command}
             if meta["kind"] == "run":

@@ -342,10 +342,34 @@ class Store:
                 out[record.pop("key")].append(record)
         return out
 
+    def _check_types(self, keys: Sequence[str]) -> None:
+        """ConfigError if a number column of these runs holds text (a hand-edited store): one
+        query per table and 500 runs, in SQLite, before anything is read into Python."""
+        for table in ("runs", "epochs"):
+            typed = [
+                n for n, d in self._table_columns(table, refresh=True).items()
+                if d in ("REAL", "INTEGER", "BOOLEAN")
+            ]  # fmt: skip
+            if not typed:
+                continue
+            text = " OR ".join(f"typeof(\"{n}\") = 'text'" for n in typed)
+            for i in range(0, len(keys), 500):
+                chunk = keys[i : i + 500]
+                marks = ", ".join("?" * len(chunk))
+                found = self._db.execute(
+                    f'SELECT key FROM "{table}" WHERE key IN ({marks}) AND ({text}) LIMIT 1', chunk
+                ).fetchone()
+                if found:
+                    raise ConfigError(
+                        f"{self.path} is damaged: run {found[0]} has text in a number column "
+                        f"of its {table} rows"
+                    )
+
     def load_keys(self, keys: Sequence[str], specs: Sequence[RunSpec] | None = None) -> list:
         """The stored results of `keys`, in that order (KeyError naming a missing one). The
         specs are rebuilt from the store unless given."""
         distinct = list(dict.fromkeys(keys))
+        self._check_types(distinct)
         runs = self._records("runs", distinct, "")
         rows = self._records("epochs", distinct, "ORDER BY key, epoch")
         out = []
