@@ -352,13 +352,13 @@ class OutputFolder:
         but the lock and optbench's temporaries (`temporaries`: those the lock's journal
         names; None before locking: any of that name, maybe another optbench's in flight),
         or the files of an adopted pre-marker output. A user's folder is a ConfigError."""
+        try:  # listed before the marker is read: one written meanwhile is then read
+            names = set(os.listdir(path)) - {LOCK, MARKER}
+        except OSError as exc:
+            raise ConfigError(f"cannot read {flag} {path}: {exc.strerror}") from None
         marker = read_marker(path)
         if marker is not None:
             return marker
-        try:
-            names = set(os.listdir(path)) - {LOCK}
-        except OSError as exc:
-            raise ConfigError(f"cannot read {flag} {path}: {exc.strerror}") from None
         if temporaries is None:
             names = {n for n in names if not n.startswith(TMP_PREFIX)}
         else:
