@@ -127,6 +127,7 @@ def _output(
             label = f"{kind}-{history.slug(label)}"
             folder = stack.enter_context(history.new_output(history.RESULTS, label, kind, command))
         else:
+            Store.verify(out / STORE_FILE)  # a damaged or foreign store: before the folder
             folder = stack.enter_context(OutputFolder.open(out, kind, command))
         folder.own(STORE_FILE, f"{STORE_FILE}-journal")
         store = stack.enter_context(Store(folder.path / STORE_FILE))

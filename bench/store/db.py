@@ -96,12 +96,15 @@ def _decl(value: Any) -> str:
 _MOVE_AWAY = "move it away (the runs it held are then computed again)"
 
 
-def _check_file(path: Path) -> int | None:
+def _check_file(path: Path, create: bool = True) -> int | None:
     """Refuse anything at `path` but a store optbench made (module docstring); create it if
-    absent. Returns the header's application_id, None for a new or empty file."""
-    try:
-        os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644))
+    absent (and `create`). Returns the header's application_id, None for a new or empty file."""
+    if not create and not os.path.lexists(path):
         return None
+    try:
+        if create:
+            os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644))
+            return None
     except FileExistsError:
         pass
     except OSError as exc:
@@ -155,6 +158,28 @@ def _check_file(path: Path) -> int | None:
     return application
 
 
+def _check_tables(db: sqlite3.Connection, application: int | None, path: Path | str) -> None:
+    """ConfigError unless the tables are optbench's: another application's tables in a file
+    without optbench's id, or one of optbench's tables without the columns it reads."""
+    tables = {
+        name: {row[1] for row in db.execute(f'PRAGMA table_info("{name}")')}
+        for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+    }
+    foreign = sorted(set(tables) - set(_FIXED))
+    if application == 0 and (foreign or "runs" not in tables):  # 0: not ours, or older
+        raise ConfigError(
+            f"{path} is an SQLite database optbench did not make (tables: "
+            f"{', '.join(sorted(tables))}); {_MOVE_AWAY}"
+        )
+    for table in _FIXED:
+        missing = _REQUIRED[table] - tables.get(table, _REQUIRED[table])
+        if missing:
+            raise ConfigError(
+                f"{path} is damaged: its {table} table lacks {', '.join(sorted(missing))}; "
+                f"{_MOVE_AWAY}"
+            )
+
+
 class Store:
     """A SQLite result store at `path` (":memory:" for a throwaway one); a file that is not
     an optbench store is a ConfigError (module docstring)."""
@@ -176,28 +201,28 @@ class Store:
             raise
         self._columns: dict[str, dict[str, str]] = {}
 
+    @staticmethod
+    def verify(path: Path) -> None:
+        """The checks of opening the store at `path`, writing nothing: a ConfigError for a file
+        that is not an optbench store (none for a missing one). For checking an output
+        folder's store before the folder is touched."""
+        application = _check_file(path, create=False)
+        if application is None:
+            return
+        uri = f"{Path(path).absolute().as_uri()}?mode=ro"
+        try:
+            with contextlib.closing(sqlite3.connect(uri, uri=True)) as db:
+                _check_tables(db, application, path)
+        except sqlite3.OperationalError:  # e.g. a hot journal to roll back: opening will tell
+            return
+        except sqlite3.DatabaseError as exc:
+            raise ConfigError(f"{path} is damaged ({exc}); {_MOVE_AWAY}") from None
+
     def _init(self, application: int | None) -> None:
         """Create the tables in a new store; check an existing one's tables are optbench's."""
         with self._transaction():
-            tables = {
-                name: {row[1] for row in self._db.execute(f'PRAGMA table_info("{name}")')}
-                for (name,) in self._db.execute(
-                    "SELECT name FROM sqlite_master WHERE type = 'table'"
-                )
-            }
-            foreign = sorted(set(tables) - set(_FIXED))
-            if application == 0 and (foreign or "runs" not in tables):  # 0: not ours, or older
-                raise ConfigError(
-                    f"{self.path} is an SQLite database optbench did not make (tables: "
-                    f"{', '.join(sorted(tables))}); {_MOVE_AWAY}"
-                )
+            _check_tables(self._db, application, self.path)
             for table, columns in _FIXED.items():
-                missing = _REQUIRED[table] - tables.get(table, _REQUIRED[table])
-                if missing:
-                    raise ConfigError(
-                        f"{self.path} is damaged: its {table} table lacks "
-                        f"{', '.join(sorted(missing))}; {_MOVE_AWAY}"
-                    )
                 self._db.execute(f"CREATE TABLE IF NOT EXISTS {table} ({columns})")
             self._db.execute("CREATE INDEX IF NOT EXISTS epochs_key ON epochs (key)")
             if application != APPLICATION_ID and self.path != ":memory:":

@@ -351,3 +351,17 @@ def test_a_shared_store_serves_runs_and_the_folder_store_gets_exactly_its_own(tm
         assert shared.keys() == {run_key(s) for s in specs}
     with Store(tmp_path / "one.sqlite") as one:
         assert got[0].rows == one.load([specs[1]])[0].rows
+
+
+def test_verify_checks_a_store_without_writing(results, tmp_path):
+    path = tmp_path / "s.sqlite"
+    Store.verify(path)
+    assert not path.exists(), "a missing store is not created"
+    with Store(path) as store:
+        store.put(results[0])
+    before = path.read_bytes()
+    Store.verify(path)
+    assert path.read_bytes() == before
+    _user_db(tmp_path / "mine.db")
+    with pytest.raises(ConfigError, match="optbench did not make"):
+        Store.verify(tmp_path / "mine.db")
