@@ -308,6 +308,34 @@ def _matrix(frame: pd.DataFrame, names: list[str], label: str, hint: str = "") -
     return out
 
 
+# float64 holds every integer up to 2**53; beyond, neighbouring integers share one value.
+_EXACT_FLOAT_INT = 2.0**53
+
+
+def _rows(mask: np.ndarray, shown: int = 5) -> str:
+    """'at rows 2, 5 and 3 more' for the True entries of `mask` (rows count from 1)."""
+    rows = np.flatnonzero(mask) + 1
+    listed = ", ".join(str(r) for r in rows[:shown])
+    more = f" and {len(rows) - shown} more" if len(rows) > shown else ""
+    return f"at row{'s' if len(rows) > 1 else ''} {listed}{more}"
+
+
+def _fits_int64(value: object) -> bool:
+    try:
+        return -(2**63) <= int(str(value)) < 2**63
+    except ValueError:
+        return False
+
+
+def _refuse_wide(where: str, wide: np.ndarray) -> None:
+    """DatasetError if any label (`wide` marks them) is an integer beyond int64."""
+    if wide.any():
+        raise DatasetError(
+            f"{where} has integer labels beyond the 64-bit range ({_rows(wide)}); class "
+            "labels must be integers within +-9.2e18, or text (e.g. with a letter in front)"
+        )
+
+
 def _labels(column: pd.Series, name: str, label: str) -> tuple[np.ndarray, tuple[str, ...]]:
     """Class indices (int64) and class names of a label column, in sorted label order."""
     import pandas as pd
@@ -319,7 +347,13 @@ def _labels(column: pd.Series, name: str, label: str) -> tuple[np.ndarray, tuple
         raise DatasetError(f"{where} has a missing value at row {row + 1}")
     if pd.api.types.is_bool_dtype(column):
         column = column.astype(str)
-    if pd.api.types.is_numeric_dtype(column):
+    if pd.api.types.is_integer_dtype(column):  # exact: never through a float
+        values = column.to_numpy()
+        if values.dtype.kind == "u":
+            _refuse_wide(where, values > np.iinfo(np.int64).max)
+        classes, codes = np.unique(values.astype(np.int64), return_inverse=True)
+        names = tuple(str(int(c)) for c in classes)
+    elif pd.api.types.is_numeric_dtype(column):
         values = column.to_numpy(dtype=np.float64)
         bad = ~(np.isfinite(values) & (values == np.round(values)))
         if bad.any():
@@ -328,11 +362,21 @@ def _labels(column: pd.Series, name: str, label: str) -> tuple[np.ndarray, tuple
                 f"{where} has a non-integer number {values[row]:g} at row {row + 1}; "
                 "class labels must be integers or text"
             )
+        inexact = np.abs(values) > _EXACT_FLOAT_INT
+        if inexact.any():  # 1e19 and 1e19 + 1 are one float: distinct labels could merge
+            raise DatasetError(
+                f"{where} has labels read as floats beyond 2**53 ({values[inexact][0]:g} "
+                f"{_rows(inexact)}), where a float no longer tells neighbouring integers "
+                "apart; write labels as integers within the 64-bit range, or as text"
+            )
         classes, codes = np.unique(values.astype(np.int64), return_inverse=True)
         names = tuple(str(int(c)) for c in classes)
     else:
         text = column.astype(str).to_numpy(dtype=object)
         numeric = pd.to_numeric(column, errors="coerce").notna().to_numpy()
+        if numeric.all():  # numbers pandas holds as Python objects: integers beyond 64 bits
+            _refuse_wide(where, np.array([not _fits_int64(v) for v in column]))
+            raise DatasetError(f"{where} holds numbers of no single type; labels must be integers")
         if numeric.any():
             number, word = int(np.flatnonzero(numeric)[0]), int(np.flatnonzero(~numeric)[0])
             raise DatasetError(

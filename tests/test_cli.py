@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import shutil
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -276,7 +280,8 @@ def test_missing_config_file(capsys, tmp_path):
 def test_a_failure_while_writing_leaves_the_previous_results(monkeypatch, capsys, tmp_path):
     out = tmp_path / "out"
     assert cli.main(["run", *TINY, "--out", str(out)]) == 0
-    before = {p.name: p.read_bytes() for p in out.iterdir() if p.name != "store.sqlite"}
+    mutable = ("store.sqlite", ".optbench.lock")  # the lock holds the pid and a journal
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.name not in mutable}
 
     def explode(stage, *a, **k):
         (stage / "epochs.csv").write_text("half")
@@ -285,7 +290,7 @@ def test_a_failure_while_writing_leaves_the_previous_results(monkeypatch, capsys
     monkeypatch.setattr(run_report, "write_all", explode)
     with pytest.raises(RuntimeError, match="disk full"):
         cli.main(["run", *TINY, "--out", str(out)])
-    after = {p.name: p.read_bytes() for p in out.iterdir() if p.name != "store.sqlite"}
+    after = {p.name: p.read_bytes() for p in out.iterdir() if p.name not in mutable}
     assert after == before
     assert [p.name for p in tmp_path.iterdir()] == ["out"]
 
@@ -519,3 +524,211 @@ def test_parallel_timing_is_said_in_the_summary_and_survives_a_report_rebuild(
     assert cli.main(["report", str(out)]) == 0
     assert note in (out / "report.md").read_text().split("## What was run")[0]
     assert json.loads((out / "env.json").read_text())["executor"] == "two"
+
+
+# ---------------------------------------------------------------------------------------------
+# Damaged and foreign inputs: one line, exit 2, never a traceback (issue 18)
+
+ONE = ["--datasets", "crops5", "--methods", "gd", "--impl", "scratch", "--epochs", "2",
+       "--seeds", "0", "--devices", "cpu", "--no-parity"]  # fmt: skip
+
+
+def _one_line(code: int, err: str, expected: str) -> None:
+    assert code == 2, err
+    assert err.startswith("error: "), err
+    assert err.count("\n") == 1, err
+    assert "Traceback" not in err
+    assert expected in err, err
+
+
+@pytest.fixture(scope="module")
+def one_run(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("one") / "out"
+    assert cli.main(["run", *ONE, "--out", str(out)]) == 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def one_sweep(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("sweep") / "out"
+    argv = [
+        "sweep", "--datasets", "crops15", "--methods", "gd", "--epochs", "2", "--seeds", "0",
+        "--select-seeds", "0", "--decades", "0.5", "--points-per-decade", "1", "--no-claims",
+    ]  # fmt: skip
+    assert cli.main([*argv, "--out", str(out)]) == 0
+    return out
+
+
+def _user_db(path: Path) -> None:
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        db.execute("CREATE TABLE contacts (name TEXT)")
+        db.commit()
+
+
+STORE_DAMAGE = {
+    "random-bytes": (
+        lambda p: p.write_bytes(np.random.default_rng(0).bytes(20_000)),
+        "is not a result store (not an SQLite database",
+    ),
+    "truncated": (lambda p: p.write_bytes(p.read_bytes()[:20_000]), "is damaged: cut short"),
+    "foreign-sqlite": (lambda p: (p.unlink(), _user_db(p)), "optbench did not make"),
+    "symlink-to-a-users-db": (
+        lambda p: (p.unlink(), _user_db(p.parent / "mine.db"), p.symlink_to(p.parent / "mine.db")),
+        "is a symlink",
+    ),
+}
+
+
+@pytest.mark.parametrize("command", ["run", "report"])
+@pytest.mark.parametrize("case", list(STORE_DAMAGE))
+def test_a_corrupt_or_foreign_store_is_one_line_exit_2(case, command, one_run, tmp_path, capsys):
+    out = tmp_path / "out"
+    shutil.copytree(one_run, out, symlinks=True)
+    damage, expected = STORE_DAMAGE[case]
+    damage(out / "store.sqlite")
+    before = {p.name: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    argv = ["run", *ONE, "--out", str(out)] if command == "run" else ["report", str(out)]
+    code, _, err = run_cli(capsys, *argv)
+    _one_line(code, err, expected)
+    after = {p.name: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    assert after == before, "nothing written: not the marker, the lock, nor the store"
+
+
+def test_a_corrupt_store_under_the_module_entry_point_is_one_line(one_run, tmp_path):
+    out = tmp_path / "out"
+    shutil.copytree(one_run, out)
+    (out / "store.sqlite").write_bytes(np.random.default_rng(1).bytes(8192))
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench", "report", str(out)],
+        cwd=REPO, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO)},
+        timeout=120,
+    )  # fmt: skip
+    _one_line(proc.returncode, proc.stderr, "not an SQLite database")
+
+
+def _sql(path: Path, statement: str) -> None:
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        db.executescript(statement)
+        db.commit()
+
+
+REPORT_DAMAGE = {
+    "spec-not-json": ("run", "UPDATE runs SET spec = '{not json'", "has no valid spec"),
+    "spec-fields": ("run", """UPDATE runs SET spec = '{"dataset": 1}'""", "has no valid spec"),
+    "meta-not-json": ("run", "UPDATE meta SET value = '{oops' WHERE name = 'kind'", "not JSON"),
+    "meta-execution": (
+        "run", "UPDATE meta SET value = '[1, 2]' WHERE name = 'execution'", "'execution'"
+    ),
+    "manifest-table": (
+        "run", "DROP TABLE manifest; CREATE TABLE manifest (x)", "manifest table lacks key"
+    ),
+    "manifest-phase": ("sweep", "UPDATE manifest SET phase = 'bogus'", "manifest phases"),
+    "manifest-missing-run": ("run", "DELETE FROM runs", "lacks runs of its last command"),
+    "number-as-text": (
+        "run", "UPDATE epochs SET train_loss = 'text'", "text in a number column"
+    ),
+    "sweep-selection": (
+        "sweep", "UPDATE meta SET value = '[1, 2]' WHERE name = 'selection'", "'selection'"
+    ),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", list(REPORT_DAMAGE))
+def test_a_damaged_store_under_report_is_one_line(case, one_run, one_sweep, tmp_path, capsys):
+    kind, statement, expected = REPORT_DAMAGE[case]
+    out = tmp_path / "out"
+    shutil.copytree(one_run if kind == "run" else one_sweep, out)
+    _sql(out / "store.sqlite", statement)
+    report = (out / "report.md").read_bytes()
+    code, _, err = run_cli(capsys, "report", str(out))
+    _one_line(code, err, expected)
+    assert (out / "report.md").read_bytes() == report
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "x = " + "[" * 3000 + "]" * 3000,
+        "[hparams]\nlr = " + "{a = " * 3000 + "1" + "}" * 3000,
+    ],
+    ids=["arrays", "tables"],
+)
+def test_a_toml_nested_3000_deep_is_one_line(text, tmp_path, capsys):
+    cfg = tmp_path / "deep.toml"
+    cfg.write_text(text)
+    code, _, err = run_cli(capsys, "run", "--config", str(cfg), "--out", str(tmp_path / "o"))
+    _one_line(code, err, "nested too deeply")
+    assert not (tmp_path / "o").exists()
+
+
+def test_a_hyperparameter_nested_3000_deep_is_one_line(tmp_path, capsys):
+    deep = "[" * 3000 + "]" * 3000
+    code, _, err = run_cli(capsys, "run", *ONE, "--hp", f"lr={deep}", "--out", str(tmp_path / "o"))
+    _one_line(code, err, "nested too deeply")
+    assert not (tmp_path / "o").exists()
+
+
+def _labels_csv(tmp_path: Path, labels: list[str]) -> str:
+    rows = ["x,label"] + [f"{i * 0.5},{labels[i % len(labels)]}" for i in range(30)]
+    return _csv(tmp_path, "\n".join(rows) + "\n")
+
+
+@pytest.mark.parametrize(
+    ("labels", "expected"),
+    [
+        (["0", "1" + "0" * 19, "2" + "0" * 19], "beyond the 64-bit range (at rows 2, 3, 5"),
+        (["0", "10000000000000000000", "1"], "beyond the 64-bit range (at rows 2, 5, 8"),
+        (["0", "-9223372036854775809", "1"], "beyond the 64-bit range (at rows 2, 5, 8"),
+        (["0", "1e19", "2e19"], "read as floats beyond 2**53 (1e+19 at rows 2, 3, 5"),
+    ],
+    ids=["wider-than-int64", "uint64", "below-int64", "1e19-would-merge"],
+)  # fmt: skip
+def test_labels_that_cannot_be_classes_exactly_are_refused(labels, expected, tmp_path, capsys):
+    path = _labels_csv(tmp_path, labels)
+    out = tmp_path / "out"
+    code, _, err = run_cli(
+        capsys, "run", "--datasets", path, "--task", "classification", "--targets", "label",
+        *ONE[2:], "--out", str(out),
+    )  # fmt: skip
+    _one_line(code, err, expected)
+    assert "label column 'label' of 'data.csv'" in err
+    assert not out.exists()
+
+
+def _wide_csv(tmp_path: Path, row: str) -> str:
+    rows = ["x,y"] + [f"{i},{2 * i + 1}" for i in range(30)]
+    rows[5] = row
+    return _csv(tmp_path, "\n".join(rows) + "\n")
+
+
+@pytest.mark.parametrize(
+    ("row", "extra", "expected"),
+    [
+        ("1e39,3", [], "column 'x' of 'data' holds 1e+39 at row 5, beyond float32's range"),
+        ("3,-1e39", [], "column 'y' of 'data' holds -1e+39 at row 5, beyond float32's range"),
+        ("3,1e39", ["--standardize"], "column 'y' of 'data' holds 1e+39 at row 5"),
+    ],
+    ids=["feature", "target", "target-standardized"],
+)
+def test_data_beyond_float32_is_refused_before_any_run(row, extra, expected, tmp_path, capsys):
+    path = _wide_csv(tmp_path, row)
+    for command in ("run", "sweep"):
+        out = tmp_path / command
+        argv = [command, "--datasets", path, "--targets", "y", *ONE[2:], *extra]
+        if command == "sweep":
+            argv = [a for a in argv if a != "--no-parity"]
+            argv += ["--no-claims", "--select-seeds", "0", "--decades", "0.5"]
+        code, _, err = run_cli(capsys, *argv, "--out", str(out))
+        _one_line(code, err, expected)
+        assert not out.exists()
+
+
+@pytest.mark.parametrize("extra", [["--dtype", "float64"], ["--standardize"]])
+def test_data_beyond_float32_runs_where_the_run_can_hold_it(extra, tmp_path, capsys):
+    path = _wide_csv(tmp_path, "1e39,3")
+    out = tmp_path / "out"
+    code, _, err = run_cli(
+        capsys, "run", "--datasets", path, "--targets", "y", *ONE[2:], *extra, "--out", str(out)
+    )
+    assert code == 0, err
+    assert (out / "report.md").is_file()

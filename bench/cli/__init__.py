@@ -33,7 +33,7 @@ import datasets
 import optimizers
 from bench.cli.args import _float, _int, _refuse_empty, build_parser, load_suite, parse_int_list
 from bench.errors import ConfigError
-from bench.output import run_report, sweep_report
+from bench.output import history, run_report, sweep_report
 from bench.output.files import OutputFolder, read_marker, write
 from bench.perf import results as perf_results
 from bench.run import cost, envinfo, executors, tasks
@@ -46,7 +46,7 @@ from bench.run.config import (
     check_seeds,
     suite_from_toml,
 )
-from bench.run.data import SOURCES
+from bench.run.data import SOURCES, check_dtype_ranges
 from bench.run.device import torch_threads
 from bench.run.models import MODELS
 from bench.run.runner import RunResult
@@ -58,7 +58,6 @@ from bench.sweep import SweepConfig, grid_specs, run_sweep
 from bench.sweep.protocol import from_store, selection_records
 from optimizers.parity import parity_table
 
-DEFAULT_OUT = Path("results/latest")
 DEFAULT_TIMING_BUDGET = 20.0  # seconds for the cost measurement of a command's runs
 PROJECT = Path(bench.__file__).resolve().parent.parent  # the checkout, not the working dir
 PERF_CSV = PROJECT / "results" / "perf" / "perf.csv"
@@ -137,24 +136,36 @@ def _command(args: argparse.Namespace) -> str:
 @contextlib.contextmanager
 def _output(
     args: argparse.Namespace,
-    out: Path,
+    out: Path | None,
     kind: str,
     executor: executors.Executor,
     command: str | None = None,
+    label: str = "",
 ) -> Iterator[tuple[OutputFolder, CachedRuns]]:
-    """The output folder (checked, locked, marked) and its result store, both up front."""
-    with OutputFolder.open(out, kind, command or _command(args)) as folder:
+    """The output folder (checked, locked, marked) and its result store, both up front.
+    Without `out`: a new folder under results/ that keeps history (`bench.output.history`),
+    its runs shared through results/store.sqlite, linked as results/latest (or sweep) once
+    complete."""
+    command = command or _command(args)
+    with contextlib.ExitStack() as stack:
+        shared = None
+        if out is None:
+            shared = stack.enter_context(Store(history.shared_store()))
+            label = f"{kind}-{history.slug(label)}"
+            folder = stack.enter_context(history.new_output(history.RESULTS, label, kind, command))
+        else:
+            Store.verify(out / STORE_FILE)  # a damaged or foreign store: before the folder
+            folder = stack.enter_context(OutputFolder.open(out, kind, command))
         folder.own(STORE_FILE, f"{STORE_FILE}-journal")
-        with Store(folder.path / STORE_FILE) as store:
-            cache = CachedRuns(
-                store,
-                executor,
-                fresh=args.fresh,
-                say=_say,
-                timeout=getattr(args, "timeout_s", None),
-            )
-            args.cache = cache  # for the interruption message
-            yield folder, cache
+        store = stack.enter_context(Store(folder.path / STORE_FILE))
+        timeout = getattr(args, "timeout_s", None)
+        cache = CachedRuns(
+            store, executor, fresh=args.fresh, say=_say, shared=shared, timeout=timeout
+        )
+        args.cache = cache  # for the interruption message
+        yield folder, cache
+    if out is None:
+        _say(history.point(history.RESULTS, kind, folder.path))
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -162,10 +173,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     SweepConfig.from_mapping(suite.sweep)  # a malformed [sweep] table is an error here too
     specs = suite.expand()
     _check_count(len(specs), "the suite", args)
+    check_dtype_ranges(specs)
     executor = _executor(args, suite)
-    out = Path(args.out) if args.out is not None else DEFAULT_OUT
+    _timing_budget(args)  # a bad value: an error before anything is written
+    out = Path(args.out) if args.out is not None else None
     env = envinfo.collect(args.argv)
-    with _output(args, out, "run", executor) as (folder, cache):
+    with _output(args, out, "run", executor, label=suite.name) as (folder, cache):
         store = cache.store
         store.set_manifest(
             [(run_key(s), "", "") for s in specs],
@@ -193,6 +206,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _timing_budget(args: argparse.Namespace) -> float:
+    """`--timing-budget` seconds (default DEFAULT_TIMING_BUDGET; 0: no cost measurement)."""
+    budget = _float("--timing-budget")(args.timing_budget) if args.timing_budget else None
+    budget = DEFAULT_TIMING_BUDGET if budget is None else budget
+    if not (math.isfinite(budget) and budget >= 0):
+        raise ConfigError(f"--timing-budget must be a number of seconds >= 0, got {budget}")
+    return budget
+
+
 def _measure_costs(
     args: argparse.Namespace,
     specs: Sequence[RunSpec],
@@ -202,10 +224,7 @@ def _measure_costs(
 ) -> pd.DataFrame:
     """Cost per epoch of the runs that finished (`bench.run.cost`), measured here, serially,
     interleaved, within `--timing-budget` seconds (0: not measured); stored with the output."""
-    budget = _float("--timing-budget")(args.timing_budget) if args.timing_budget else None
-    budget = DEFAULT_TIMING_BUDGET if budget is None else budget
-    if not (math.isfinite(budget) and budget >= 0):
-        raise ConfigError(f"--timing-budget must be a number of seconds >= 0, got {budget}")
+    budget = _timing_budget(args)
     if budget == 0:
         store.set_costs([], measured=False)
         return pd.DataFrame(columns=cost.COLUMNS)
@@ -273,12 +292,13 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     grid, skipped = grid_specs(suite, config)
     if not grid:  # before the output folder is touched (run_sweep says the same)
         raise ConfigError("nothing to sweep: no problem has a hold-out split (set holdout > 0)")
+    check_dtype_ranges(grid)
     reruns = 2 * len({(s.problem, s.method) for s in grid}) * len(config.seeds)
     _check_count(len(grid) + reruns, "the sweep (grid and reruns)", args)
     executor = _executor(args, suite)
-    out = Path(args.out) if args.out is not None else Path("results/sweep")
+    out = Path(args.out) if args.out is not None else None
     env = envinfo.collect(args.argv)
-    with executor, _output(args, out, "sweep", executor) as (folder, cache):
+    with executor, _output(args, out, "sweep", executor, label=suite.name) as (folder, cache):
         _say(
             f"optbench sweep: {len(grid)} grid runs, then tuned and default reruns over "
             f"{len(config.seeds)} seeds"
@@ -305,6 +325,23 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     return 0
 
 
+# What `run` and `sweep` record in a store's manifest and meta, checked before `report` reads it.
+_PHASES = {"run": {""}, "sweep": {"grid", "tuned", "default", "claims"}}
+_SELECTION_KEYS = {"problem", "method", "hparams", "score", "at_edge"}
+
+
+def _check_recorded(meta: dict, manifest: list[tuple[str, str, str]]) -> None:
+    """ValueError naming what is not as `run` or `sweep` wrote it (a hand-edited store)."""
+    phases = {phase for _, phase, _ in manifest}
+    if not phases <= _PHASES[meta["kind"]]:
+        raise ValueError(f"manifest phases {sorted(phases - _PHASES[meta['kind']])}")
+    if not isinstance(meta.get("execution", {}), dict):
+        raise ValueError("meta 'execution' is not a table")
+    selection = meta.get("selection") or []
+    if not all(isinstance(r, dict) and r.keys() >= _SELECTION_KEYS for r in selection):
+        raise ValueError("meta 'selection' is not the sweep's selection table")
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     """Rebuild a folder's CSVs, plots and report.md from its store (no run is computed)."""
     folder = Path(args.dir)
@@ -317,28 +354,36 @@ def cmd_report(args: argparse.Namespace) -> int:
     with _output(
         args, folder, marker.get("kind", "run"), executors.get("serial"), marker.get("command")
     ) as (out, cache):
-        meta = cache.store.meta()
-        if meta.get("kind") not in ("run", "sweep"):
-            raise ConfigError(f"{args.dir}/{STORE_FILE} records no run or sweep to report")
-        command = meta.get("command", "")
-        # The machine of this rebuild, but how the stored runs were executed (and timed).
-        env = {**envinfo.collect(args.argv), **meta.get("execution", {}), "command": command}
         try:
+            meta = cache.store.meta()
+            if meta.get("kind") not in ("run", "sweep"):
+                raise ConfigError(f"{args.dir}/{STORE_FILE} records no run or sweep to report")
+            command = str(meta.get("command", ""))
+            _check_recorded(meta, cache.store.manifest())
+            # The machine of this rebuild, but how the stored runs were executed (and timed).
+            env = {**envinfo.collect(args.argv), **meta.get("execution", {}), "command": command}
             if meta["kind"] == "run":
                 results = cache.store.load_keys([key for key, _, _ in cache.store.manifest()])
                 costs = pd.DataFrame(cache.store.costs(), columns=["key", *cost.COLUMNS])
-                written = _write_run(out, results, env, bool(meta.get("parity", True)), costs)
             else:
                 config = SweepConfig.from_mapping(meta.get("config", {}))
                 result = from_store(cache.store, list(meta.get("skipped", [])))
-                with out.staged() as stage:
-                    sweep_report.write_all(stage, result, config, env)
-                written = out.path / "report.md"
         except KeyError:
             raise ConfigError(
                 f"{args.dir}/{STORE_FILE} lacks runs of its last command; run it again to "
                 f"finish: {command}"
             ) from None
+        except ConfigError:
+            raise
+        except (ValueError, TypeError, AttributeError, RecursionError) as exc:  # edited by hand?
+            what = f"{type(exc).__name__}: {exc}".splitlines()[0]
+            raise ConfigError(f"{args.dir}/{STORE_FILE} is damaged ({what})") from None
+        if meta["kind"] == "run":
+            written = _write_run(out, results, env, bool(meta.get("parity", True)), costs)
+        else:
+            with out.staged() as stage:
+                sweep_report.write_all(stage, result, config, env)
+            written = out.path / "report.md"
     _say(f"optbench report: rebuilt {written} from {folder / STORE_FILE}")
     return 0
 
@@ -401,12 +446,12 @@ COMMANDS = {
 
 def _interrupted(args: argparse.Namespace, name: str) -> int:
     cache: CachedRuns | None = getattr(args, "cache", None)
-    if cache is None or cache.store.path == ":memory:":
+    if cache is None or cache.source.path == ":memory:":
         _say(f"interrupted ({name}); no results written")
     else:
         stored, total, desc = cache.in_store()
         _say(
-            f"interrupted ({name}): {stored} of {total} {desc} are in {cache.store.path}; "
+            f"interrupted ({name}): {stored} of {total} {desc} are in {cache.source.path}; "
             "run the same command again to finish"
         )
     return EXIT_CODES[name]
@@ -431,6 +476,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except RecursionError:  # e.g. --hp lr=[[[...]]] 3,000 levels deep: json.loads gives up
+        print("error: an input is nested too deeply to read", file=sys.stderr)
+        return 2
     except MemoryError as exc:  # e.g. synthetic:n=1e12: the request cannot fit in memory
         print(f"error: out of memory: {str(exc) or 'the request does not fit'}", file=sys.stderr)
         return 2
@@ -441,6 +489,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"error: cannot write results: {exc}", file=sys.stderr)
         return 1
+    except sqlite3.DatabaseError as exc:  # corrupt pages found mid-way (the header was fine)
+        print(f"error: a result store is damaged: {exc}", file=sys.stderr)
+        return 2
     except Terminated:
         return _interrupted(args, "SIGTERM")
     except KeyboardInterrupt:

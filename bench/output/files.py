@@ -1,30 +1,39 @@
 """The one place that writes files: tables (CSV), env.json, text (reports), and the output
 folder itself. A new output format is a function registered in `WRITERS`.
 
-The output folder's rules (`OutputFolder`):
+The output folder's rules (`OutputFolder`); it trusts nothing it reads from disk:
 - optbench writes only into a folder that is new, empty, or marked as its own output (a
   `.optbench` file: JSON with tool, version, kind, command and the files it wrote with their
   sha256); anything else (a file, a non-empty folder without the marker, a dangling symlink, a
-  place it cannot write to) is refused up front, before any run, with a ConfigError.
-- Each output file is written into a private temporary folder inside the output folder, synced,
-  then moved into place with `os.replace`: a reader never sees a half-written file, and a kill
-  never leaves the folder missing. Files someone else put in the folder are never touched; a
-  file of ours the new output no longer has is removed only if the marker lists it and its
-  content is still what we wrote. An output name held by a file we did not write is an error.
-- One optbench at a time per folder: a lock file (`fcntl.flock`, non-blocking); a second
-  invocation is refused naming the first one's pid. Temporary files left by a killed
-  invocation (`.optbench-tmp-*`) are removed when the folder is next opened.
+  place it cannot write to, a marker that is not a regular file or lists anything but plain
+  file names inside the folder) is refused up front, before any run, with a ConfigError.
+- Symlinks are never followed nor replaced inside the folder: the marker, the lock and every
+  output are opened with `O_NOFOLLOW` or checked with `lstat` first; an output name held by a
+  symlink (dangling or not), or by a file we did not write, is an error.
+- Each output is written into a private staging folder inside the output folder, synced, then
+  moved into place with `os.replace`. Publishing is crash-safe: before the first rename the
+  marker records the new files' sha256 (`publishing`), so a kill at any instant leaves a folder
+  the next invocation accepts: a listed file holding the recorded content is ours. Files
+  someone else put in the folder are never touched; a file of ours the new output no longer
+  has is removed only if its content is still what we wrote.
+- One optbench at a time per folder: a lock file (`fcntl.flock`, non-blocking, checked to be
+  the file at the lock's name after locking); a second invocation is refused naming the first
+  one's pid. The lock file is also the invocation's journal: each temporary's name is recorded
+  there before it is created, and the next invocation removes exactly those, so a user's own
+  `.optbench-tmp-*` file is left alone. A loser of a race to create a folder removes nothing.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import hashlib
 import json
 import os
+import secrets
 import shutil
-import tempfile
+import stat
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -38,7 +47,9 @@ WRITERS: dict[str, Writer] = {}
 MARKER = ".optbench"
 LOCK = ".optbench.lock"
 TMP_PREFIX = ".optbench-tmp-"
-MARKER_VERSION = 1
+MARKER_VERSION = 2
+RESERVED = frozenset({MARKER, LOCK})
+_HEX = frozenset("0123456789abcdef")
 
 
 def register(suffix: str):
@@ -86,37 +97,100 @@ def write_html(text: str, path: Path) -> Path:
     return path
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+# ----------------------------------------------------------------------------------------------
+# Reading what is on disk, never through a symlink
+
+# O_NONBLOCK: opening a FIFO someone put at an output's name must not hang; no effect on files.
+_READ = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+_CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
+def _lstat(path: Path) -> os.stat_result | None:
+    try:
+        return os.lstat(path)
+    except FileNotFoundError:
+        return None
+
+
+def _read_regular(path: Path) -> bytes | None:
+    """The bytes of `path` if it is a regular file (a symlink is not followed), else None."""
+    try:
+        fd = os.open(path, _READ)
+    except OSError:  # absent, a symlink (ELOOP), unreadable
+        return None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        chunks = []
+        while chunk := os.read(fd, 1 << 20):
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+def _digest(path: Path, sync: bool = False) -> str | None:
+    """sha256 of `path` if it is a regular file (not through a symlink), else None; `sync`
+    flushes it to disk first."""
+    try:
+        fd = os.open(path, _READ)
+    except OSError:
+        return None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        if sync:
+            os.fsync(fd)
+        h = hashlib.sha256()
+        while chunk := os.read(fd, 1 << 20):
+            h.update(chunk)
+        return h.hexdigest()
+    finally:
+        os.close(fd)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     try:
         os.fsync(fd)
     finally:
         os.close(fd)
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    """Replace `path` with `text` in one step (temporary file in the same folder, fsync)."""
-    fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX, dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+def plain_name(name: object) -> bool:
+    """A file name directly inside the folder: no separator, not `.` or `..`, not optbench's
+    own marker, lock or temporaries."""
+    return (
+        isinstance(name, str)
+        and name not in ("", ".", "..")
+        and "/" not in name
+        and "\0" not in name
+        and name not in RESERVED
+        and not name.startswith(TMP_PREFIX)
+    )
+
+
+def _temp_name(name: str) -> bool:
+    return name.startswith(TMP_PREFIX) and len(name) > len(TMP_PREFIX) and "/" not in name
+
+
+def _parse_journal(data: bytes) -> tuple[str, set[str]]:
+    """(pid, temporaries) recorded in a lock file: its first line is the pid, then one line
+    `tmp NAME` before each temporary is created (`not NAME` if the name was taken)."""
+    lines = data.decode(errors="replace").split("\n")
+    made: set[str] = set()
+    for line in lines[1:]:
+        verb, _, name = line.partition(" ")
+        if _temp_name(name) and verb == "tmp":
+            made.add(name)
+        elif verb == "not":
+            made.discard(name)
+    return lines[0].strip(), made
 
 
 # Outputs of optbench versions from before the marker, recognised so that their folders can be
-# updated (a folder is adopted only if every entry has one of these names and it carries an
-# env.json written by `python -m bench` or a perf.md of `nox -s perf`).
+# updated (a folder is adopted only if every entry is a regular file with one of these names
+# and it carries an env.json written by `python -m bench` or a perf.md of `nox -s perf`).
 LEGACY_NAMES = {
     "report.md", "epochs.csv", "runs.csv", "parity.csv", "env.json", "loss_vs_epoch.png",
     "loss_vs_time.png", "epoch_time.png", "final_loss_scratch_vs_torch.png", "sweep.csv",
@@ -125,32 +199,64 @@ LEGACY_NAMES = {
 }  # fmt: skip
 
 
-def _legacy_output(folder: Path) -> bool:
-    names = {p.name for p in folder.iterdir()}
+def _legacy_output(folder: Path, names: set[str]) -> bool:
     if not names <= LEGACY_NAMES:
         return False
-    with contextlib.suppress(OSError, ValueError, AttributeError, TypeError):
+    for name in names:
+        st = _lstat(folder / name)
+        if st is None or not stat.S_ISREG(st.st_mode):
+            return False
+    with contextlib.suppress(ValueError, AttributeError, TypeError, RecursionError):
         if "env.json" in names:
-            env = json.loads((folder / "env.json").read_text())
+            env = json.loads(_read_regular(folder / "env.json") or b"")
             return str(env.get("command", "")).startswith("python -m bench")
         if "perf.md" in names:
-            return (folder / "perf.md").read_text().startswith("## Performance")
+            return (_read_regular(folder / "perf.md") or b"").startswith(b"## Performance")
     return False
 
 
+def _marker_problem(marker: object) -> str | None:
+    """What makes `marker` invalid, or None."""
+    if not isinstance(marker, dict) or marker.get("tool") != "optbench":
+        return "is not an optbench marker"
+    for key in ("kind", "command"):
+        if key in marker and not isinstance(marker[key], str):
+            return f"has a malformed {key!r}"
+    for key in ("files", "publishing"):
+        entries = marker.get(key, {} if key == "publishing" else None)
+        if not isinstance(entries, dict):
+            return f"has no valid {key!r} table"
+        for name, digest in entries.items():
+            if not plain_name(name):
+                return f"lists {name!r}, which is not a plain file name inside the folder"
+            valid = isinstance(digest, str) and len(digest) == 64 and set(digest) <= _HEX
+            if digest is not None and not valid:
+                return f"gives {name!r} a malformed sha256"
+    return None
+
+
 def read_marker(folder: Path) -> dict[str, Any] | None:
-    """The folder's `.optbench` marker, None if it has none; ConfigError if it is not ours."""
+    """The folder's `.optbench` marker, None if it has none; ConfigError if it is not a valid
+    one (not a regular file, not JSON, not optbench's, or an entry that is not a plain file
+    name inside the folder: `../x`, `/etc/x`, `sub/x`)."""
     path = folder / MARKER
-    if not path.exists() and not path.is_symlink():
+    st = _lstat(path)
+    if st is None:
         return None
-    try:
-        marker = json.loads(path.read_text())
-        if marker.get("tool") != "optbench" or not isinstance(marker.get("files"), dict):
-            raise ValueError
-    except (OSError, ValueError, AttributeError):
+    data = _read_regular(path) if stat.S_ISREG(st.st_mode) else None
+    if data is None:
+        problem: str | None = "is not a regular file"
+    else:
+        try:
+            marker = json.loads(data)
+        except (ValueError, RecursionError):  # JSONDecodeError and UnicodeDecodeError included
+            problem = "is not valid JSON"
+        else:
+            problem = _marker_problem(marker)
+    if problem is not None:
         raise ConfigError(
-            f"{path} is not an optbench marker; refusing to write into {folder}"
-        ) from None
+            f"{path} {problem}: not a valid optbench marker; refusing to write into {folder}"
+        )
     return marker
 
 
@@ -162,132 +268,318 @@ class OutputFolder:
     lists a file written directly (the result store); `close()` releases the lock.
     """
 
-    def __init__(self, path: Path, kind: str, command: str, lock_fd: int, marker: dict) -> None:
+    def __init__(
+        self, path: Path, kind: str, command: str, lock_fd: int, marker: dict, created: list
+    ) -> None:
         self.path, self.kind, self.command = path, kind, command
         self._lock_fd, self._marker = lock_fd, marker
+        self._created: list[Path] = created  # folders this invocation made, deepest first
 
     @classmethod
-    def open(cls, out: str | Path, kind: str, command: str, flag: str = "--out") -> OutputFolder:
+    def open(
+        cls, out: str | Path, kind: str, command: str, flag: str = "--out", *, new: bool = False
+    ) -> OutputFolder:
+        """Open `out` for writing. `new`: the folder must be made by this call (a name the
+        caller chose to be unique); FileExistsError if it exists."""
         text = str(out)
         if not text.strip():
             raise ConfigError(f"{flag} is empty")
         path = Path(text)
-        if path.is_symlink() and not path.exists():
-            raise ConfigError(f"{flag} {text} is a dangling symlink")
-        if path.exists() and not path.is_dir():
-            raise ConfigError(f"{flag} {text} exists and is not a folder")
-        created: list[Path] = []
-        if path.is_dir():
-            marker = read_marker(path)
-            if marker is None:
-                if _legacy_output(path):
-                    marker = {"files": dict.fromkeys((p.name for p in path.iterdir()), None)}
-                elif any(path.iterdir()):
-                    raise ConfigError(
-                        f"{flag} {text} is a non-empty folder that optbench did not create "
-                        f"(no {MARKER} marker); choose a new or empty folder"
-                    )
-        else:
-            missing = [p for p in (path, *path.parents) if not p.exists()]
-            try:
-                path.mkdir(parents=True)
-            except OSError as exc:
-                raise ConfigError(f"cannot create {flag} {text}: {exc.strerror}") from None
-            created = missing
-            marker = None
+        created = cls._make(path, flag, new)
+        if not created:  # a user's folder is refused before anything is written into it
+            cls._contents(path, flag, None)
+        lock_fd = -1
         try:
-            folder = cls._claim(path, kind, command, flag, marker or {"files": {}})
+            lock_fd = cls._lock(path, flag)
+            _, temporaries = _parse_journal(os.pread(lock_fd, 1 << 20, 0))
+            marker = cls._contents(path, flag, temporaries)  # again, now that it is ours
+            folder = cls(path, kind, command, lock_fd, marker, created)
+            folder._start(temporaries, flag)
         except BaseException:
-            for p in created:  # only the folders this call created, deepest first
-                with contextlib.suppress(OSError):
-                    for child in p.iterdir():
-                        child.unlink()
-                    p.rmdir()
+            if lock_fd >= 0:  # held by us: what this call created goes, nothing else
+                if created:
+                    for name in (MARKER, LOCK):
+                        with contextlib.suppress(OSError):
+                            os.unlink(path / name)
+                os.close(lock_fd)
+            cls._remove_created(created)
             raise
         return folder
 
-    @classmethod
-    def _claim(cls, path: Path, kind: str, command: str, flag: str, marker: dict) -> OutputFolder:
-        try:  # writable? (access() lies on read-only mounts and for root)
-            fd, probe = tempfile.mkstemp(prefix=TMP_PREFIX, dir=path)
-            os.write(fd, b"probe")
-            os.fsync(fd)
-            os.close(fd)
-            os.unlink(probe)
-            lock_fd = os.open(path / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
-        except OSError as exc:
-            raise ConfigError(f"cannot write to {flag} {path}: {exc.strerror}") from None
+    @staticmethod
+    def _make(path: Path, flag: str, new: bool) -> list[Path]:
+        """The folder's missing parts, made; returns those this call made, deepest first."""
+        st = _lstat(path)
+        if st is not None and stat.S_ISLNK(st.st_mode):
+            try:
+                st = os.stat(path)
+            except OSError:
+                raise ConfigError(f"{flag} {path} is a dangling symlink") from None
+        if st is not None:
+            if not stat.S_ISDIR(st.st_mode):
+                raise ConfigError(f"{flag} {path} exists and is not a folder")
+            if new:
+                raise FileExistsError(errno.EEXIST, "exists", str(path))
+            return []
+        created: list[Path] = []
+        missing = [p for p in (path, *path.parents) if not os.path.lexists(p)]
         try:
-            fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            pid = os.read(lock_fd, 32).decode(errors="replace").strip() or "unknown"
-            os.close(lock_fd)
-            raise ConfigError(f"{path} is in use by another optbench (pid {pid})") from None
-        os.ftruncate(lock_fd, 0)
-        os.pwrite(lock_fd, f"{os.getpid()}\n".encode(), 0)
-        for stale in path.glob(f"{TMP_PREFIX}*"):  # left by a killed invocation: ours
-            if stale.is_dir() and not stale.is_symlink():
-                shutil.rmtree(stale, ignore_errors=True)
-            else:
-                stale.unlink(missing_ok=True)
-        folder = cls(path, kind, command, lock_fd, marker)
-        folder._write_marker()
-        return folder
+            for part in reversed(missing):  # outermost first
+                try:
+                    os.mkdir(part)
+                except FileExistsError:  # made by someone else meanwhile: not ours
+                    continue
+                created.insert(0, part)
+        except OSError as exc:
+            OutputFolder._remove_created(created)
+            raise ConfigError(f"cannot create {flag} {path}: {exc.strerror}") from None
+        if new and path not in created:
+            OutputFolder._remove_created(created)
+            raise FileExistsError(errno.EEXIST, "exists", str(path))
+        if not created and not path.is_dir():
+            raise ConfigError(f"{flag} {path} exists and is not a folder")
+        return created
+
+    @staticmethod
+    def _remove_created(created: list[Path]) -> None:
+        for part in created:  # deepest first; rmdir: only while empty, never anyone's files
+            with contextlib.suppress(OSError):
+                os.rmdir(part)
+
+    @staticmethod
+    def _contents(path: Path, flag: str, temporaries: set[str] | None) -> dict[str, Any]:
+        """The folder's marker; for a folder without one, an empty marker if it holds nothing
+        but the lock and optbench's temporaries (`temporaries`: those the lock's journal
+        names; None before locking: any of that name, maybe another optbench's in flight),
+        or the files of an adopted pre-marker output. A user's folder is a ConfigError."""
+        try:  # listed before the marker is read: one written meanwhile is then read
+            names = set(os.listdir(path)) - {LOCK, MARKER}
+        except OSError as exc:
+            raise ConfigError(f"cannot read {flag} {path}: {exc.strerror}") from None
+        marker = read_marker(path)
+        if marker is not None:
+            return marker
+        if temporaries is None:
+            names = {n for n in names if not n.startswith(TMP_PREFIX)}
+        else:
+            names -= temporaries
+        if not names:
+            return {"files": {}}
+        if _legacy_output(path, names):
+            return {"files": dict.fromkeys(names, None)}
+        raise ConfigError(
+            f"{flag} {path} is a non-empty folder that optbench did not create "
+            f"(no {MARKER} marker); choose a new or empty folder"
+        )
+
+    @staticmethod
+    def _lock(path: Path, flag: str) -> int:
+        """A descriptor holding the flock of the folder's lock file (never a symlink, never
+        a file with other hard links); ConfigError naming the pid if another optbench has it."""
+        lock = path / LOCK
+        for _ in range(100):
+            try:
+                fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+            except OSError as exc:
+                if exc.errno == errno.ELOOP:
+                    raise ConfigError(
+                        f"{lock} is a symlink; optbench never writes through one: move it away"
+                    ) from None
+                raise ConfigError(f"cannot write to {flag} {path}: {exc.strerror}") from None
+            try:
+                st = os.fstat(fd)
+                if not stat.S_ISREG(st.st_mode) or st.st_nlink > 1:
+                    raise ConfigError(
+                        f"{lock} is not a lock file optbench made (not a regular file, or it "
+                        "has other hard links): move it away"
+                    )
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    pid = _parse_journal(os.pread(fd, 64, 0))[0] or "unknown"
+                    raise ConfigError(f"{path} is in use by another optbench (pid {pid})") from None
+                now = _lstat(lock)
+                if now is not None and (now.st_dev, now.st_ino) == (st.st_dev, st.st_ino):
+                    return fd  # the file at the lock's name, not one removed while we waited
+            except BaseException:
+                os.close(fd)
+                raise
+            os.close(fd)
+        raise ConfigError(f"cannot lock {lock}: it keeps being replaced")
+
+    def _start(self, temporaries: set[str], flag: str) -> None:
+        """Under the lock: remove the temporaries a killed invocation recorded (exactly those),
+        record our pid, finish a publication a kill interrupted, and write the marker."""
+        for name in sorted(temporaries):
+            target = self.path / name
+            st = _lstat(target)
+            if st is not None and stat.S_ISDIR(st.st_mode):
+                shutil.rmtree(target, ignore_errors=True)
+            elif st is not None and stat.S_ISREG(st.st_mode):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(target)
+        try:  # also the check that the folder can be written (access() lies on read-only mounts)
+            os.ftruncate(self._lock_fd, 0)
+            os.lseek(self._lock_fd, 0, os.SEEK_SET)
+            os.write(self._lock_fd, f"{os.getpid()}\n".encode())
+            os.fsync(self._lock_fd)
+        except OSError as exc:
+            raise ConfigError(f"cannot write to {flag} {self.path}: {exc.strerror}") from None
+        files = self._marker["files"]
+        for name, digest in self._marker.pop("publishing", {}).items():
+            if _digest(self.path / name) == digest:  # renamed into place before the kill
+                files[name] = digest
+        for name in [n for n, d in files.items() if d and not os.path.lexists(self.path / n)]:
+            del files[name]  # an output someone removed
+        self._write_marker()
+
+    # ------------------------------------------------------------------------------------------
+    # Temporaries: recorded in the lock's journal before they exist
+
+    def _journal(self, line: str) -> None:
+        os.write(self._lock_fd, f"{line}\n".encode())
+
+    def _temporary(self, folder: bool) -> tuple[Path, int]:
+        """A new temporary in the folder: (path, fd of the file opened for writing, or -1)."""
+        while True:
+            name = f"{TMP_PREFIX}{secrets.token_hex(8)}"
+            self._journal(f"tmp {name}")
+            path = self.path / name
+            try:
+                if folder:
+                    os.mkdir(path, 0o700)
+                    return path, -1
+                return path, os.open(path, _CREATE, 0o600)
+            except FileExistsError:
+                self._journal(f"not {name}")
+
+    def _write_atomic(self, name: str, data: bytes) -> None:
+        """Replace `name` in the folder with `data` in one step (a synced temporary, renamed)."""
+        tmp, fd = self._temporary(folder=False)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fchmod(fh.fileno(), 0o644)
+                os.fsync(fh.fileno())
+            os.replace(tmp, self.path / name)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
 
     def _write_marker(self) -> None:
-        files = self._marker.get("files", {})
-        self._marker = {
+        marker = {
             "tool": "optbench",
             "version": MARKER_VERSION,
             "kind": self.kind,
             "command": self.command,
-            "files": files,
+            "files": self._marker.get("files", {}),
         }
-        atomic_write_text(self.path / MARKER, json.dumps(self._marker, indent=2) + "\n")
+        if "publishing" in self._marker:
+            marker["publishing"] = self._marker["publishing"]
+        self._marker = marker
+        self._write_atomic(MARKER, (json.dumps(marker, indent=2) + "\n").encode())
 
     def own(self, *names: str) -> None:
         """Record files written directly into the folder (never removed as stale)."""
         for name in names:
+            if not plain_name(name):
+                raise ValueError(f"not a plain file name: {name!r}")
             self._marker["files"][name] = None
         self._write_marker()
+
+    # ------------------------------------------------------------------------------------------
+    # Publishing
 
     @contextlib.contextmanager
     def staged(self) -> Iterator[Path]:
         """A private folder to write this output's files into; on success each file replaces
         its namesake in the output folder in one step; on failure nothing changes."""
-        stage = Path(tempfile.mkdtemp(prefix=TMP_PREFIX, dir=self.path))
+        stage, _ = self._temporary(folder=True)
         try:
             yield stage
             self._publish(stage)
         finally:
-            shutil.rmtree(stage, ignore_errors=True)
+            self._remove_stage(stage)
+
+    @staticmethod
+    def _remove_stage(stage: Path) -> None:
+        with contextlib.suppress(OSError):
+            for name in os.listdir(stage):
+                st = os.lstat(stage / name)
+                if stat.S_ISDIR(st.st_mode):
+                    shutil.rmtree(stage / name, ignore_errors=True)
+                else:
+                    os.unlink(stage / name)
+            os.rmdir(stage)
+
+    def _check_destination(self, name: str) -> None:
+        """An output may replace only a regular file the marker lists, or nothing."""
+        target = self.path / name
+        st = _lstat(target)
+        if st is None:
+            return
+        again = "move it away and run again (finished runs are kept in the store)"
+        if stat.S_ISLNK(st.st_mode):
+            raise ConfigError(
+                f"{target} is a symlink; optbench never replaces or writes through one: {again}"
+            )
+        if not stat.S_ISREG(st.st_mode) or name not in self._marker["files"]:
+            raise ConfigError(f"{target} was not written by optbench; {again}")
 
     def _publish(self, stage: Path) -> None:
-        listed: dict[str, str | None] = self._marker["files"]
-        produced = sorted(p.name for p in stage.iterdir() if p.is_file())
-        foreign = [n for n in produced if (self.path / n).exists() and n not in listed]
-        if foreign:
-            raise ConfigError(
-                f"{self.path / foreign[0]} was not written by optbench; move it away and run "
-                "again (finished runs are kept in the store)"
-            )
+        """Move the staged files into place. The marker records their sha256 first
+        (`publishing`), so a kill between two renames leaves files the next open recognises."""
+        produced = sorted(n for n in os.listdir(stage) if stat.S_ISREG(os.lstat(stage / n).st_mode))
         for name in produced:
-            (stage / name).chmod(0o644)
-            _fsync(stage / name)
+            if not plain_name(name):
+                raise ValueError(f"a writer produced {name!r}, which optbench may not publish")
+            self._check_destination(name)
+        digests = {}
+        for name in produced:
+            os.chmod(stage / name, 0o644)
+            digests[name] = _digest(stage / name, sync=True)
+        self._marker["publishing"] = digests
+        self._write_marker()
         for name in produced:
             os.replace(stage / name, self.path / name)
-            listed[name] = _sha256(self.path / name)
+        listed: dict[str, str | None] = self._marker["files"]
+        listed.update(digests)
         for name, digest in list(listed.items()):
-            if name in produced or digest is None:
+            if name in digests or digest is None:
                 continue
             stale = self.path / name
-            with contextlib.suppress(OSError):
-                if stale.is_file() and not stale.is_symlink() and _sha256(stale) == digest:
-                    stale.unlink()
-            if not stale.exists():
+            if _digest(stale) == digest:  # ours, unchanged, no longer produced
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(stale)
+            if not os.path.lexists(stale):
                 del listed[name]
+        del self._marker["publishing"]
         self._write_marker()
-        _fsync(self.path)
+        _fsync_dir(self.path)
+
+    # ------------------------------------------------------------------------------------------
+
+    def discard(self) -> bool:
+        """Remove the folder if this invocation made it and published nothing into it (it
+        holds only the marker, the lock and files `own` lists). True if it is gone."""
+        files = self._marker["files"]
+        if not self._created or self._lock_fd < 0 or any(d is not None for d in files.values()):
+            return False
+        try:
+            names = set(os.listdir(self.path))
+        except OSError:
+            return False
+        if not names <= set(files) | RESERVED:
+            return False
+        for name in [*sorted(names - {LOCK}), LOCK]:
+            st = _lstat(self.path / name)
+            if st is not None and stat.S_ISREG(st.st_mode):
+                os.unlink(self.path / name)
+        self.close()
+        self._remove_created(self._created)
+        return not os.path.lexists(self.path)
 
     def close(self) -> None:
         if self._lock_fd >= 0:

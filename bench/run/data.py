@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -334,3 +334,66 @@ for _name in datasets.functions_2d():
 
 def describe_sources() -> dict[str, Any]:
     return {name: s.summary for name, s in SOURCES.items()}
+
+
+# ----------------------------------------------------------------------------------------------
+# Checked before any run: values the run's dtype cannot hold
+
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def _first_beyond(arr: np.ndarray, limit: float) -> tuple[int, int] | None:
+    """(row, column) of the first entry of a 2-D float array beyond +-limit, or None; two
+    reductions, no n x d temporary."""
+    if arr.dtype.kind != "f" or arr.size == 0:
+        return None
+    over = np.flatnonzero((arr.max(axis=0) > limit) | (arr.min(axis=0) < -limit))
+    if len(over) == 0:
+        return None
+    col = int(over[0])
+    return int(np.flatnonzero(np.abs(arr[:, col]) > limit)[0]), col
+
+
+@lru_cache(maxsize=32)
+def _beyond_float32(
+    spec: str, targets: tuple[str, ...] | None, features: tuple[str, ...] | None, task: str | None
+) -> tuple[str, str, int, float] | None:
+    """(dataset, column, row, value) of the dataset's first value beyond float32's range."""
+    ds, _ = _load(spec, targets, features, task)
+    for arr, names in ((ds.X, ds.feature_names), (ds.Y, ds.target_names)):
+        if arr.ndim == 2 and arr.dtype == np.float64:
+            found = _first_beyond(arr, FLOAT32_MAX)
+            if found is not None:
+                row, col = found
+                return ds.name, names[col], row, float(arr[row, col])
+    return None
+
+
+def check_dtype_range(key: tuple, dtype: str) -> None:
+    """ConfigError if the data a run sees (`key`: its spec's `problem_key`) holds a value its
+    `dtype` cannot: a float64 value beyond float32's +-3.4e38 would be inf before the first
+    step. With `standardize`, the scaled features are what counts."""
+    if dtype != "float32":
+        return
+    spec, targets, features, _holdout, _seed, standardize, task = key
+    found = _beyond_float32(spec, targets, features, _csv_task(task))
+    if found is None:
+        return
+    name, column, row, value = found
+    where = f"column {column!r} of {name!r} holds {value:g} at row {row + 1}"
+    if standardize:
+        data = problem_data(*key)
+        arrays = (data.X_train, data.Y_train, data.X_hold, data.Y_hold)
+        if all(_first_beyond(a, FLOAT32_MAX) is None for a in arrays if a.ndim == 2):
+            return  # the value was in a feature, and scaled into range
+        where += " (after standardising the features)"
+    raise ConfigError(
+        f"{where}, beyond float32's range (+-3.4e38): the run would start from inf; "
+        "run with --dtype float64 or rescale the column"
+    )
+
+
+def check_dtype_ranges(specs: Iterable[Any]) -> None:
+    """`check_dtype_range` for each distinct (problem, dtype) of `specs` (RunSpecs)."""
+    for key, dtype in dict.fromkeys((s.problem_key, s.dtype) for s in specs):
+        check_dtype_range(key, dtype)

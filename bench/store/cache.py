@@ -3,6 +3,11 @@ and persisted one by one as they arrive, here, in the process that consumes the 
 executor may run them in other processes, in any order). Every result handed back is read
 from the store, so tables built from it are the same whether a run was computed now or
 reused from an interrupted invocation.
+
+With a `shared` store (the result cache of the output folders that keep history, see
+`bench.output.history`), runs are looked up in both, a computed run is stored in the shared
+one first and then in the folder's, and a run reused from the shared store is copied into the
+folder's: the folder's store ends up holding exactly the runs its output shows.
 """
 
 from __future__ import annotations
@@ -18,8 +23,8 @@ from bench.store.keys import run_key
 
 
 class CachedRuns:
-    """`results(specs)` through `store`; `fresh` recomputes every run once per invocation;
-    `timeout` stops a run after that many seconds (status timeout, never reused later)."""
+    """`results(specs)` through `store` (and `shared`); `fresh` recomputes every run once per
+    invocation; `timeout` stops a run after that many seconds (status timeout, never reused)."""
 
     def __init__(
         self,
@@ -29,9 +34,12 @@ class CachedRuns:
         fresh: bool = False,
         say: Callable[[str], None] | None = None,
         timeout: float | None = None,
+        shared: Store | None = None,
     ) -> None:
         self.store, self.executor, self.fresh = store, executor, fresh
         self.fn = functools.partial(run, timeout=timeout) if timeout is not None else run
+        self.shared = shared
+        self.source = store if shared is None else shared  # where runs are reused from
         self.say = say or (lambda _msg: None)
         self.computed: set[str] = set()  # keys computed by this invocation
         self.reused = 0
@@ -43,7 +51,10 @@ class CachedRuns:
         info = self.executor.info() if hasattr(self.executor, "info") else {}
         result.summary["timed_by"] = info.get("executor", "serial")
         result.summary["parallel_runs"] = int(info.get("parallel_runs") or 1)
-        self.computed.add(self.store.put(result))
+        key = run_key(result.spec)
+        if self.shared is not None:  # first: what the next invocation resumes from
+            self.shared.put(result, key)
+        self.computed.add(self.store.put(result, key))
 
     def results(self, specs: Sequence[RunSpec], desc: str = "runs") -> list[RunResult]:
         """Every spec's result, in order, from the store; the missing ones computed first."""
@@ -51,15 +62,19 @@ class CachedRuns:
         distinct: dict[str, RunSpec] = {}
         for spec in specs:
             distinct.setdefault(run_key(spec), spec)
-        usable = self.computed if self.fresh else self.store.reusable_keys() | self.computed
+        local = self.store.reusable_keys()
+        pool = self.shared.reusable_keys() if self.shared is not None and not self.fresh else set()
+        usable = self.computed if self.fresh else local | pool | self.computed
         todo = [s for k, s in distinct.items() if k not in usable]
         reused = len(distinct) - len(todo)
         self.reused += reused
         if reused:
             self.say(
-                f"optbench: {reused} of {len(distinct)} {desc} reused from {self.store.path}"
+                f"optbench: {reused} of {len(distinct)} {desc} reused from {self.source.path}"
                 + (f"; computing {len(todo)}" if todo else "")
             )
+        if self.shared is not None:
+            self.store.copy_from(self.shared, [k for k in distinct if k in pool - local])
         if todo:
             run_all(todo, self.executor, self.fn, desc=desc, on_result=self._persist)
         return self.store.load(specs)
@@ -68,6 +83,6 @@ class CachedRuns:
         """(stored, total, desc) of the specs in flight: what an interruption leaves."""
         desc, specs = self.phase
         distinct = {run_key(s) for s in specs}
-        with Store(self.store.path) as store:  # ours may be closed by the unwinding
+        with Store(self.source.path) as store:  # ours may be closed by the unwinding
             usable = self.computed if self.fresh else store.keys()
         return len(distinct & usable), len(distinct), desc

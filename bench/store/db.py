@@ -21,6 +21,13 @@ Tables (floats are stored exactly as IEEE doubles; NaN is stored as NULL, as SQL
   (`bench.run.cost`; the columns of costs.csv).
 
 Columns are added as new summary or row keys appear (a new metric never needs a migration).
+
+The store trusts nothing on disk: before SQLite opens it, the file must be a regular file (not a
+symlink, no other hard links) that optbench made: SQLite's header with optbench's
+`application_id` (set when the store is created), or a store of an optbench from before the id
+(only optbench's tables); an empty file is a store being created. Anything else (a user's
+database, random bytes, a file cut short) is a ConfigError naming the file, so optbench's
+tables never land in someone else's database.
 """
 
 from __future__ import annotations
@@ -29,7 +36,9 @@ import contextlib
 import itertools
 import json
 import math
+import os
 import sqlite3
+import stat
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
@@ -37,11 +46,21 @@ from typing import Any
 
 import numpy as np
 
+from bench.errors import ConfigError
 from bench.run.runner import RunResult
 from bench.run.spec import RunSpec
 from bench.store.keys import code_version, run_key, spec_from_dict, spec_to_dict
 
 FILENAME = "store.sqlite"
+APPLICATION_ID = int.from_bytes(b"optb", "big")  # SQLite's header field for the file's owner
+_SQLITE_MAGIC = b"SQLite format 3\0"
+_SIDECARS = ("-journal", "-wal", "-shm")  # files SQLite opens next to the database
+_REQUIRED = {  # the columns optbench reads from each table
+    "runs": {"key", "spec"},
+    "epochs": {"key"},
+    "manifest": {"position", "key", "phase", "label"},
+    "meta": {"name", "value"},
+}
 _FIXED = {
     "runs": "key TEXT PRIMARY KEY, spec TEXT NOT NULL, code_version TEXT, stored_utc TEXT",
     "epochs": "key TEXT NOT NULL",
@@ -77,18 +96,140 @@ def _decl(value: Any) -> str:
     return ""  # None (e.g. diverged_epoch of a run that converged): any type later
 
 
+_MOVE_AWAY = "move it away (the runs it held are then computed again)"
+
+
+def _check_file(path: Path, create: bool = True) -> int | None:
+    """Refuse anything at `path` but a store optbench made (module docstring); create it if
+    absent (and `create`). Returns the header's application_id, None for a new or empty file."""
+    if not create and not os.path.lexists(path):
+        return None
+    try:
+        if create:
+            os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644))
+            return None
+    except FileExistsError:
+        pass
+    except OSError as exc:
+        raise ConfigError(f"cannot create the result store {path}: {exc.strerror}") from None
+    st = os.lstat(path)
+    if stat.S_ISLNK(st.st_mode):
+        raise ConfigError(
+            f"{path} is a symlink; optbench keeps its results in a regular file it made and "
+            f"never writes through a link: {_MOVE_AWAY}"
+        )
+    if not stat.S_ISREG(st.st_mode) or st.st_nlink > 1:
+        raise ConfigError(
+            f"{path} is not a result store optbench made (not a regular file, or it has other "
+            f"hard links): {_MOVE_AWAY}"
+        )
+    for suffix in _SIDECARS:
+        side = Path(f"{path}{suffix}")
+        if os.path.lexists(side):
+            sst = os.lstat(side)
+            if not stat.S_ISREG(sst.st_mode) or sst.st_nlink > 1:
+                raise ConfigError(
+                    f"{side} is not a regular file (a symlink?); SQLite would write through "
+                    "it: move it away"
+                )
+    if st.st_size == 0:
+        return None  # created by an optbench that has not committed its first transaction yet
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    try:
+        header = os.read(fd, 100)
+    finally:
+        os.close(fd)
+    if len(header) < 100 or not header.startswith(_SQLITE_MAGIC):
+        raise ConfigError(
+            f"{path} is not a result store (not an SQLite database: damaged or someone "
+            f"else's file): {_MOVE_AWAY}"
+        )
+    page_size = int.from_bytes(header[16:18], "big")
+    page_size = 65536 if page_size == 1 else page_size
+    pages = int.from_bytes(header[28:32], "big")
+    if header[92:96] == header[24:28] and st.st_size < pages * page_size:  # size is valid
+        raise ConfigError(
+            f"{path} is damaged: cut short at {st.st_size} of its {pages * page_size} bytes; "
+            f"{_MOVE_AWAY}"
+        )
+    application = int.from_bytes(header[68:72], "big")
+    if application not in (0, APPLICATION_ID):
+        raise ConfigError(
+            f"{path} is an SQLite database of another application (application_id "
+            f"{application:#x}), not optbench's result store: {_MOVE_AWAY}"
+        )
+    return application
+
+
+def _check_tables(db: sqlite3.Connection, application: int | None, path: Path | str) -> None:
+    """ConfigError unless the tables are optbench's: another application's tables in a file
+    without optbench's id, or one of optbench's tables without the columns it reads."""
+    tables = {
+        name: {row[1] for row in db.execute(f'PRAGMA table_info("{name}")')}
+        for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+    }
+    foreign = sorted(set(tables) - set(_FIXED))
+    if application == 0 and (foreign or "runs" not in tables):  # 0: not ours, or older
+        raise ConfigError(
+            f"{path} is an SQLite database optbench did not make (tables: "
+            f"{', '.join(sorted(tables))}); {_MOVE_AWAY}"
+        )
+    for table in _FIXED:
+        missing = _REQUIRED[table] - tables.get(table, _REQUIRED[table])
+        if missing:
+            raise ConfigError(
+                f"{path} is damaged: its {table} table lacks {', '.join(sorted(missing))}; "
+                f"{_MOVE_AWAY}"
+            )
+
+
 class Store:
-    """A SQLite result store at `path` (":memory:" for a throwaway one)."""
+    """A SQLite result store at `path` (":memory:" for a throwaway one); a file that is not
+    an optbench store is a ConfigError (module docstring)."""
 
     def __init__(self, path: Path | str) -> None:
         self.path = path
+        application = None if path == ":memory:" else _check_file(Path(path))
         self._db = sqlite3.connect(str(path), timeout=60, isolation_level=None)
-        self._db.execute("PRAGMA busy_timeout = 60000")
+        try:
+            self._db.execute("PRAGMA busy_timeout = 60000")
+            self._init(application)
+        except sqlite3.DatabaseError as exc:
+            self._db.close()
+            if isinstance(exc, sqlite3.OperationalError):  # busy, full, I/O: not the file's fault
+                raise
+            raise ConfigError(f"{path} is damaged ({exc}); {_MOVE_AWAY}") from None
+        except BaseException:
+            self._db.close()
+            raise
+        self._columns: dict[str, dict[str, str]] = {}
+
+    @staticmethod
+    def verify(path: Path) -> None:
+        """The checks of opening the store at `path`, writing nothing: a ConfigError for a file
+        that is not an optbench store (none for a missing one). For checking an output
+        folder's store before the folder is touched."""
+        application = _check_file(path, create=False)
+        if application is None:
+            return
+        uri = f"{Path(path).absolute().as_uri()}?mode=ro"
+        try:
+            with contextlib.closing(sqlite3.connect(uri, uri=True)) as db:
+                _check_tables(db, application, path)
+        except sqlite3.OperationalError:  # e.g. a hot journal to roll back: opening will tell
+            return
+        except sqlite3.DatabaseError as exc:
+            raise ConfigError(f"{path} is damaged ({exc}); {_MOVE_AWAY}") from None
+
+    def _init(self, application: int | None) -> None:
+        """Create the tables in a new store; check an existing one's tables are optbench's."""
         with self._transaction():
+            _check_tables(self._db, application, self.path)
             for table, columns in _FIXED.items():
                 self._db.execute(f"CREATE TABLE IF NOT EXISTS {table} ({columns})")
             self._db.execute("CREATE INDEX IF NOT EXISTS epochs_key ON epochs (key)")
-        self._columns: dict[str, dict[str, str]] = {}
+            if application != APPLICATION_ID and self.path != ":memory:":
+                self._db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
 
     def close(self) -> None:
         self._db.close()
@@ -145,10 +286,11 @@ class Store:
     # ------------------------------------------------------------------------------------------
     # Runs
 
-    def put(self, result: RunResult) -> str:
+    def put(self, result: RunResult, key: str | None = None) -> str:
         """Persist one finished run (its summary and every epoch row) in one transaction;
-        a run already stored under the same key is replaced. Returns the key."""
-        key = run_key(result.spec)
+        a run already stored under the same key is replaced. Returns the key (`key`: the
+        run's key, when the caller has it already)."""
+        key = key or run_key(result.spec)
         run = {
             "key": key,
             "spec": json.dumps(spec_to_dict(result.spec)),
@@ -164,6 +306,34 @@ class Store:
             self._insert("runs", [run], replace=True)
             self._insert("epochs", rows, replace=False)
         return key
+
+    def copy_from(self, other: Store, keys: Sequence[str]) -> None:
+        """Copy the runs of `keys` from `other` exactly as stored there (values, declared
+        column types, stored time), in one transaction; a run already here is replaced."""
+        keys = list(dict.fromkeys(keys))
+        if not keys:
+            return
+        with self._transaction():
+            for table in ("runs", "epochs"):
+                have = self._table_columns(table, refresh=True)
+                for name, decl in other._table_columns(table, refresh=True).items():
+                    if name not in have:
+                        self._db.execute(f'ALTER TABLE "{table}" ADD COLUMN "{name}" {decl}')
+                        have[name] = decl
+            for i in range(0, len(keys), 500):  # SQLite's limit on bound parameters
+                chunk = keys[i : i + 500]
+                marks = ", ".join("?" * len(chunk))
+                self._db.execute(f"DELETE FROM epochs WHERE key IN ({marks})", chunk)
+                for table in ("runs", "epochs"):
+                    cursor = other._db.execute(
+                        f'SELECT * FROM "{table}" WHERE key IN ({marks})', chunk
+                    )
+                    names = ", ".join(f'"{d[0]}"' for d in cursor.description)
+                    values = ", ".join("?" * len(cursor.description))
+                    verb = "INSERT OR REPLACE" if table == "runs" else "INSERT"
+                    self._db.executemany(
+                        f'{verb} INTO "{table}" ({names}) VALUES ({values})', cursor
+                    )
 
     def keys(self) -> set[str]:
         return {k for (k,) in self._db.execute("SELECT key FROM runs")}
@@ -208,10 +378,34 @@ class Store:
                 out[record.pop("key")].append(record)
         return out
 
+    def _check_types(self, keys: Sequence[str]) -> None:
+        """ConfigError if a number column of these runs holds text (a hand-edited store): one
+        query per table and 500 runs, in SQLite, before anything is read into Python."""
+        for table in ("runs", "epochs"):
+            typed = [
+                n for n, d in self._table_columns(table, refresh=True).items()
+                if d in ("REAL", "INTEGER", "BOOLEAN")
+            ]  # fmt: skip
+            if not typed:
+                continue
+            text = " OR ".join(f"typeof(\"{n}\") = 'text'" for n in typed)
+            for i in range(0, len(keys), 500):
+                chunk = keys[i : i + 500]
+                marks = ", ".join("?" * len(chunk))
+                found = self._db.execute(
+                    f'SELECT key FROM "{table}" WHERE key IN ({marks}) AND ({text}) LIMIT 1', chunk
+                ).fetchone()
+                if found:
+                    raise ConfigError(
+                        f"{self.path} is damaged: run {found[0]} has text in a number column "
+                        f"of its {table} rows"
+                    )
+
     def load_keys(self, keys: Sequence[str], specs: Sequence[RunSpec] | None = None) -> list:
         """The stored results of `keys`, in that order (KeyError naming a missing one). The
         specs are rebuilt from the store unless given."""
         distinct = list(dict.fromkeys(keys))
+        self._check_types(distinct)
         runs = self._records("runs", distinct, "")
         rows = self._records("epochs", distinct, "ORDER BY key, epoch")
         out = []
@@ -221,9 +415,19 @@ class Store:
             summary = dict(runs[key][0])
             spec_json = summary.pop("spec")
             summary.pop("code_version"), summary.pop("stored_utc")
-            spec = specs[i] if specs is not None else spec_from_dict(json.loads(spec_json))
+            spec = specs[i] if specs is not None else self._spec(key, spec_json)
             out.append(RunResult(spec, rows[key], summary))
         return out
+
+    def _spec(self, key: str, text: Any) -> RunSpec:
+        """A stored spec, rebuilt; ConfigError if it is not what `put` wrote (edited, cut)."""
+        try:
+            return spec_from_dict(json.loads(text))
+        except (KeyError, TypeError, ValueError, AttributeError, RecursionError) as exc:
+            what = f"{type(exc).__name__}: {exc}".splitlines()[0]
+            raise ConfigError(
+                f"{self.path} is damaged: run {key} has no valid spec ({what})"
+            ) from None
 
     def load(self, specs: Sequence[RunSpec]) -> list[RunResult]:
         """The stored results of `specs`, in their order; every one must be stored."""
@@ -275,4 +479,12 @@ class Store:
         return list(self._db.execute("SELECT key, phase, label FROM manifest ORDER BY position"))
 
     def meta(self) -> dict[str, Any]:
-        return {k: json.loads(v) for k, v in self._db.execute("SELECT name, value FROM meta")}
+        out = {}
+        for name, value in self._db.execute("SELECT name, value FROM meta"):
+            try:
+                out[name] = json.loads(value)
+            except (TypeError, ValueError, RecursionError):
+                raise ConfigError(
+                    f"{self.path} is damaged: its meta value {name!r} is not JSON"
+                ) from None
+        return out

@@ -119,3 +119,43 @@ def test_unknown_task(tmp_path):
     path = _write(tmp_path, _rows(["a", "b"]))
     with pytest.raises(DatasetError, match="task must be one of regression, classification"):
         datasets.load_csv(path, targets=["label"], task="ranking")
+
+
+# Integer labels are read exactly: never through a float64, where 2**53 + 1 becomes 2**53.
+
+
+def test_integer_labels_beyond_2_53_stay_distinct_classes(tmp_path):
+    big = 2**53
+    labels = [big + 1, big, 1, big + 1, big, 1]
+    ds = _load(_write(tmp_path, _rows(labels)))
+    assert ds.class_names == ("1", str(big), str(big + 1))
+    assert ds.Y.tolist() == [2, 1, 0, 2, 1, 0]
+
+
+def test_the_64_bit_integer_range_is_accepted_to_its_edges(tmp_path):
+    labels = [-(2**63), 2**63 - 1, 0]
+    ds = _load(_write(tmp_path, _rows(labels)))
+    assert ds.class_names == tuple(str(v) for v in sorted(labels))
+
+
+@pytest.mark.parametrize(
+    ("labels", "expected"),
+    [
+        ([0, 10**19, 2 * 10**19], "integer labels beyond the 64-bit range (at rows 2, 3)"),
+        ([0, 10**19, 1], "integer labels beyond the 64-bit range (at row 2)"),
+        ([0, -(2**63) - 1, 1], "integer labels beyond the 64-bit range (at row 2)"),
+        (["0", "1e19", "2e19"], "labels read as floats beyond 2**53 (1e+19 at rows 2, 3)"),
+        (["0", "1.0", f"{2.0**54:.1f}"], "beyond 2**53 (1.80144e+16 at row 3)"),
+    ],
+    ids=["wider", "uint64", "below", "1e19-would-merge", "float-above-2**53"],
+)
+def test_labels_that_cannot_be_held_exactly_are_refused_naming_the_rows(tmp_path, labels, expected):
+    message = _error(_write(tmp_path, _rows(labels)))
+    assert message.startswith("label column 'label' of 'pets.csv' has ")
+    assert expected in message
+
+
+def test_a_long_list_of_rows_is_cut_short(tmp_path):
+    labels = [0] + [10**19] * 12
+    message = _error(_write(tmp_path, _rows(labels)))
+    assert "(at rows 2, 3, 4, 5, 6 and 7 more)" in message
