@@ -31,7 +31,10 @@ def _thin(n: int) -> np.ndarray:
 
 
 def _f32(values) -> np.ndarray:
-    return np.asarray(values, dtype=np.float32)
+    """Values as float32 for a lighter page; a float64 run's value beyond float32's range is
+    drawn as inf (off the chart), not a warning."""
+    with np.errstate(over="ignore"):
+        return np.asarray(values, dtype=np.float32)
 
 
 def _band(x, lo, hi, color: str, method: str) -> go.Scatter | None:
