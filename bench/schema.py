@@ -27,6 +27,7 @@ EPOCH_COLUMNS: Final = [
     "model",
     "method",
     "impl",
+    "engine",  # what computed the run: per-run, vectorised (bench.run.engines)
     "device",
     "dtype",
     "seed",

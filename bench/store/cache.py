@@ -1,7 +1,8 @@
 """Running specs through a store: stored runs are reused, the others computed by the executor
-and persisted one by one as they arrive, here, in the process that consumes the results (an
-executor may run them in other processes, in any order). Every result handed back is read
-from the store, so tables built from it are the same whether a run was computed now or
+(in groups, `bench.run.engines`) and persisted group by group as they arrive, each group in one
+transaction, here, in the process that consumes the results (an executor may run them in other
+processes, in any order): a kill loses at most the groups in flight. Every result handed back
+is read from the store, so tables built from it are the same whether a run was computed now or
 reused from an interrupted invocation.
 """
 
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+from bench.run.engines import DEFAULT_ENGINE, engine_of, get
 from bench.run.executors import Executor, run_all
 from bench.run.runner import RunResult
 from bench.run.spec import RunSpec
@@ -17,7 +19,11 @@ from bench.store.keys import run_key
 
 
 class CachedRuns:
-    """`results(specs)` through `store`; `fresh` recomputes every run once per invocation."""
+    """`results(specs)` through `store`; `fresh` recomputes every run once per invocation.
+
+    `engine` computes what is missing (a spec it cannot compute goes per-run); a run is stored
+    and looked up under the key of the engine that computes it (`key`), so a vectorised command
+    never reuses a per-run result or the other way round."""
 
     def __init__(
         self,
@@ -26,22 +32,32 @@ class CachedRuns:
         *,
         fresh: bool = False,
         say: Callable[[str], None] | None = None,
+        engine: str = DEFAULT_ENGINE,
     ) -> None:
-        self.store, self.executor, self.fresh = store, executor, fresh
+        get(engine)  # an unknown engine is a ConfigError here, before anything runs
+        self.store, self.executor, self.fresh, self.engine = store, executor, fresh, engine
         self.say = say or (lambda _msg: None)
         self.computed: set[str] = set()  # keys computed by this invocation
         self.reused = 0
         self.phase: tuple[str, list[RunSpec]] = ("runs", [])  # what is in flight, for messages
+        self._keys: dict[RunSpec, str] = {}
 
-    def _persist(self, result: RunResult) -> None:
-        self.computed.add(self.store.put(result))
+    def key(self, spec: RunSpec) -> str:
+        """The store key of `spec` as this command computes it (see `bench.store.keys`)."""
+        key = self._keys.get(spec)
+        if key is None:
+            key = self._keys[spec] = run_key(spec, engine_of(spec, self.engine))
+        return key
+
+    def _persist(self, results: list[RunResult]) -> None:
+        self.computed.update(self.store.put_many(results))
 
     def results(self, specs: Sequence[RunSpec], desc: str = "runs") -> list[RunResult]:
         """Every spec's result, in order, from the store; the missing ones computed first."""
         self.phase = (desc, list(specs))
         distinct: dict[str, RunSpec] = {}
         for spec in specs:
-            distinct.setdefault(run_key(spec), spec)
+            distinct.setdefault(self.key(spec), spec)
         usable = self.computed if self.fresh else self.store.keys() | self.computed
         todo = [s for k, s in distinct.items() if k not in usable]
         reused = len(distinct) - len(todo)
@@ -52,13 +68,13 @@ class CachedRuns:
                 + (f"; computing {len(todo)}" if todo else "")
             )
         if todo:
-            run_all(todo, self.executor, desc=desc, on_result=self._persist)
-        return self.store.load(specs)
+            run_all(todo, self.executor, desc=desc, engine=self.engine, on_group=self._persist)
+        return self.store.load_keys([self.key(s) for s in specs], specs)
 
     def in_store(self) -> tuple[int, int, str]:
         """(stored, total, desc) of the specs in flight: what an interruption leaves."""
         desc, specs = self.phase
-        distinct = {run_key(s) for s in specs}
+        distinct = {self.key(s) for s in specs}
         with Store(self.store.path) as store:  # ours may be closed by the unwinding
             usable = self.computed if self.fresh else store.keys()
         return len(distinct & usable), len(distinct), desc

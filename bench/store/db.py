@@ -1,7 +1,8 @@
 """The result store: every finished run, persisted the moment it finishes, in one SQLite file.
 
-Why SQLite: it is in the standard library (no new dependency), one file, and each run is
-committed in one transaction, so a kill at any moment leaves either the whole run or none of it
+Why SQLite: it is in the standard library (no new dependency), one file, and the runs of a
+group (a vectorised group, or one per-run run: `bench.run.engines`) are committed in one
+transaction, so a kill at any moment leaves either the whole group or none of it
 (the rollback journal is replayed on the next open); concurrent writers are serialised by
 SQLite's own locking; and anyone can query it with `sqlite3`, `pandas.read_sql` or DuckDB's
 sqlite scanner. One Parquet file per run would need pyarrow and a directory of small files, and
@@ -34,6 +35,7 @@ from typing import Any
 
 import numpy as np
 
+from bench.run.engines import PER_RUN, engine_of
 from bench.run.runner import RunResult
 from bench.run.spec import RunSpec
 from bench.store.keys import code_version, run_key, spec_from_dict, spec_to_dict
@@ -145,22 +147,31 @@ class Store:
     def put(self, result: RunResult) -> str:
         """Persist one finished run (its summary and every epoch row) in one transaction;
         a run already stored under the same key is replaced. Returns the key."""
-        key = run_key(result.spec)
-        run = {
-            "key": key,
-            "spec": json.dumps(spec_to_dict(result.spec)),
-            "code_version": code_version(),
-            "stored_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            **result.summary,
-        }
-        rows = [{"key": key, **row} for row in result.rows]
+        return self.put_many([result])[0]
+
+    def put_many(self, results: Sequence[RunResult]) -> list[str]:
+        """Persist finished runs (a group's) in one transaction: all of them or none. Each is
+        keyed by its spec and the engine its summary names (`engine`; per-run if none)."""
+        stored_utc = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        keys = []
         with self._transaction():
-            self._ensure_columns("runs", run)
-            self._ensure_columns("epochs", rows[0])
-            self._db.execute("DELETE FROM epochs WHERE key = ?", (key,))
-            self._insert("runs", [run], replace=True)
-            self._insert("epochs", rows, replace=False)
-        return key
+            for result in results:
+                key = run_key(result.spec, result.summary.get("engine", PER_RUN))
+                run = {
+                    "key": key,
+                    "spec": json.dumps(spec_to_dict(result.spec)),
+                    "code_version": code_version(),
+                    "stored_utc": stored_utc,
+                    **result.summary,
+                }
+                rows = [{"key": key, **row} for row in result.rows]
+                self._ensure_columns("runs", run)
+                self._ensure_columns("epochs", rows[0])
+                self._db.execute("DELETE FROM epochs WHERE key = ?", (key,))
+                self._insert("runs", [run], replace=True)
+                self._insert("epochs", rows, replace=False)
+                keys.append(key)
+        return keys
 
     def keys(self) -> set[str]:
         return {k for (k,) in self._db.execute("SELECT key FROM runs")}
@@ -168,9 +179,9 @@ class Store:
     def __len__(self) -> int:
         return self._db.execute("SELECT count(*) FROM runs").fetchone()[0]
 
-    def count(self, specs: Iterable[RunSpec]) -> int:
-        """How many of `specs` (distinct) are stored."""
-        return len({run_key(s) for s in specs} & self.keys())
+    def count(self, specs: Iterable[RunSpec], engine: str = PER_RUN) -> int:
+        """How many of `specs` (distinct) are stored, as `engine` computes them."""
+        return len({run_key(s, engine_of(s, engine)) for s in specs} & self.keys())
 
     def _records(self, table: str, keys: Sequence[str], order: str) -> dict[str, list[dict]]:
         """The records of `keys`, grouped by key; REAL columns' NULLs read back as NaN,
@@ -214,9 +225,10 @@ class Store:
             out.append(RunResult(spec, rows[key], summary))
         return out
 
-    def load(self, specs: Sequence[RunSpec]) -> list[RunResult]:
-        """The stored results of `specs`, in their order; every one must be stored."""
-        return self.load_keys([run_key(s) for s in specs], specs)
+    def load(self, specs: Sequence[RunSpec], engine: str = PER_RUN) -> list[RunResult]:
+        """The stored results of `specs` as `engine` computes them, in their order; every one
+        must be stored."""
+        return self.load_keys([run_key(s, engine_of(s, engine)) for s in specs], specs)
 
     # ------------------------------------------------------------------------------------------
     # What the folder's latest output shows

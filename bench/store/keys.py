@@ -7,6 +7,11 @@ version (the source of `bench/run`, `bench/schema.py`, `optimizers` and `dataset
 git commit, which changes with the docs), the torch and numpy versions, the CPU's vector
 capability and the GPU's name, and the bytes of any file the spec names (a CSV dataset, a
 plug-in optimizer). Change any of these and the run is computed afresh.
+
+It also hashes the engine that computed the run when that is not `per-run`: the vectorised
+engine's numbers equal the per-run engine's bitwise on most problems but not on all (see
+`bench.run.engines.vectorised`), so a spec's stored result never depends on which engine a
+command happened to use; a per-run run keeps the key it always had.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import numpy as np
 import torch
 
 import optimizers
+from bench.run.engines import PER_RUN
 from bench.run.spec import RunSpec
 from bench.schema import freeze_hparams
 
@@ -97,13 +103,16 @@ def _input_files(spec: RunSpec) -> dict[str, str]:
     return out
 
 
-def run_key(spec: RunSpec) -> str:
-    """The run's key in a store: 32 hex digits of sha256 over spec, code, libraries, inputs."""
-    ident = {
+def run_key(spec: RunSpec, engine: str = PER_RUN) -> str:
+    """The run's key in a store: 32 hex digits of sha256 over spec, code, libraries, inputs
+    and the engine that computed it (`bench.run.engines.engine_of`) unless per-run."""
+    ident: dict[str, Any] = {
         "spec": spec_to_dict(spec),
         "code": code_version(),
         "env": environment(spec.device),
         "inputs": _input_files(spec),
     }
+    if engine != PER_RUN:
+        ident["engine"] = engine
     text = json.dumps(ident, sort_keys=True, allow_nan=False)
     return hashlib.sha256(text.encode()).hexdigest()[:32]

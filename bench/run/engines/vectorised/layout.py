@@ -107,14 +107,15 @@ class Flat:
         """One [runs, P] tensor of per-name [runs, *shape] tensors (gaps zero)."""
         runs = tensors[0].shape[0]
         parts: list[Tensor] = []
-        for offset, shape, t in zip(self.offsets, self.shapes, tensors, strict=True):
-            gap = offset - sum(p.shape[1] for p in parts)
-            if gap:
-                parts.append(t.new_zeros(runs, gap))
-            parts.append(t.reshape(runs, -1))
-        end = self.width - sum(p.shape[1] for p in parts)
-        if end:
-            parts.append(tensors[0].new_zeros(runs, end))
+        at = 0
+        for offset, t in zip(self.offsets, tensors, strict=True):
+            if offset > at:
+                parts.append(t.new_zeros(runs, offset - at))
+            flat = t.reshape(runs, -1)
+            parts.append(flat)
+            at = offset + flat.shape[1]
+        if self.width > at:
+            parts.append(tensors[0].new_zeros(runs, self.width - at))
         return torch.cat(parts, dim=1)
 
     def finite(self, flat: Tensor) -> Tensor:
