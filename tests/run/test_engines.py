@@ -488,3 +488,12 @@ def test_a_kill_mid_group_loses_only_groups_in_flight_and_resumes_to_the_same_ta
     for a, b in zip(tables(resumed), tables(uninterrupted), strict=True):
         keep = [c for c in a.columns if c not in TIMING_COLUMNS]
         pd.testing.assert_frame_equal(a[keep], b[keep], check_exact=True)
+
+
+def test_the_readme_engine_example_runs(capsys):
+    text = (REPO / "README.md").read_text()
+    (block,) = [b for b in text.split("```python\n")[1:] if "bench.run.engines" in b]
+    exec(compile(block.split("```", 1)[0], "README.md", "exec"), {})
+    planned, result = capsys.readouterr().out.splitlines()
+    assert planned == "[('vectorised', 9)]"
+    assert result.startswith("vectorised ")
