@@ -46,14 +46,15 @@ def padded_rows(n: int, row_elements: int, dtype: torch.dtype) -> int:
 
 
 def stacked(runs: int, shape: Sequence[int], dtype: torch.dtype, spaced: bool = False) -> Tensor:
-    """A [runs, *shape] tensor of zeros whose runs start on 64-byte boundaries; `spaced`: with
-    at least one block between runs, so that it is never contiguous."""
+    """An uninitialised [runs, *shape] tensor whose runs start on 64-byte boundaries (for a
+    result written whole); `spaced`: with at least one block between runs, so that it is never
+    contiguous."""
     shape = tuple(shape)
     count = math.prod(shape)
     block = round_up(count, dtype)
     if spaced and block == count:
         block += per_block(dtype)
-    return aligned_view(torch.zeros(runs, block, dtype=dtype), shape)
+    return aligned_view(torch.empty(runs, block, dtype=dtype), shape)
 
 
 def aligned_view(base: Tensor, shape: Sequence[int]) -> Tensor:
