@@ -497,3 +497,34 @@ def test_the_readme_engine_example_runs(capsys):
     planned, result = capsys.readouterr().out.splitlines()
     assert planned == "[('vectorised', 9)]"
     assert result.startswith("vectorised ")
+
+
+@pytest.mark.parametrize(
+    ("method", "values"),
+    [
+        ("adam", dict(lr=0.05, amsgrad=True)),
+        ("adam", dict(lr=0.05, weight_decay=0.1, decoupled_weight_decay=True)),
+        ("momentum", dict(lr=1e-5, maximize=True)),
+        ("nesterov", dict(lr=1e-5, momentum=0.5, weight_decay=0.01)),
+    ],
+    ids=["amsgrad", "adam-decoupled", "maximize", "nesterov-decay"],
+)
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_every_branch_of_the_scratch_optimizers_in_both_dtypes(method, values, dtype):
+    specs = [
+        RunSpec(
+            dataset="crops15",
+            method=method,
+            holdout=0.2,
+            batch_size=4,
+            epochs=6,
+            seed=s,
+            dtype=dtype,
+            hparams=hp(**{**values, "lr": values["lr"] * f}),
+        )
+        for s in (0, 1)
+        for f in (1.0, 0.3)
+    ]
+    (group,) = plan(specs, VECTORISED)
+    for vec in run_group(group):
+        assert differences(vec, run(vec.spec))[0]
