@@ -112,7 +112,7 @@ def _runs_per_program(spec: RunSpec) -> int:
     task = tasks.get(spec.task)
     data = task.data(spec)
     X, Y = data.X_train, data.Y_train
-    item = torch.empty((), dtype=DTYPE[spec.dtype]).element_size()
+    item = DTYPE[spec.dtype].itemsize
     width = X.shape[1] + (1 if Y.ndim == 1 else Y.shape[1]) + data.k
     rows = 3 * X.shape[0] + 2 * data.X_hold.shape[0]
     per_run = item * width * rows * 4 + 4096

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from functools import lru_cache
 
 import torch
 from torch import Tensor
@@ -29,7 +30,7 @@ MIN_RUNS = 2
 
 def per_block(dtype: torch.dtype) -> int:
     """Elements of `dtype` in one 64-byte block."""
-    return max(1, ALIGN_BYTES // torch.empty((), dtype=dtype).element_size())
+    return max(1, ALIGN_BYTES // dtype.itemsize)
 
 
 def round_up(count: int, dtype: torch.dtype) -> int:
@@ -40,7 +41,7 @@ def round_up(count: int, dtype: torch.dtype) -> int:
 
 def padded_rows(n: int, row_elements: int, dtype: torch.dtype) -> int:
     """The fewest rows >= n whose `row_elements`-wide rows fill whole 64-byte blocks."""
-    row_bytes = row_elements * torch.empty((), dtype=dtype).element_size()
+    row_bytes = row_elements * dtype.itemsize
     step = ALIGN_BYTES // math.gcd(ALIGN_BYTES, max(1, row_bytes))
     return -(-n // step) * step
 
@@ -49,21 +50,24 @@ def stacked(runs: int, shape: Sequence[int], dtype: torch.dtype, spaced: bool = 
     """An uninitialised [runs, *shape] tensor whose runs start on 64-byte boundaries (for a
     result written whole); `spaced`: with at least one block between runs, so that it is never
     contiguous."""
-    shape = tuple(shape)
+    block, strides = _geometry(tuple(shape), dtype, spaced)
+    return torch.empty(runs, block, dtype=dtype).as_strided((runs, *shape), (block, *strides))
+
+
+@lru_cache(maxsize=256)
+def _geometry(
+    shape: tuple[int, ...], dtype: torch.dtype, spaced: bool
+) -> tuple[int, tuple[int, ...]]:
+    """(elements per run, strides of one run's contiguous [*shape] block)."""
     count = math.prod(shape)
     block = round_up(count, dtype)
     if spaced and block == count:
         block += per_block(dtype)
-    return aligned_view(torch.empty(runs, block, dtype=dtype), shape)
-
-
-def aligned_view(base: Tensor, shape: Sequence[int]) -> Tensor:
-    """The [runs, *shape] view of a [runs, block] tensor (block >= prod(shape))."""
     strides, acc = [], 1
-    for size in reversed(tuple(shape)):
+    for size in reversed(shape):
         strides.append(acc)
         acc *= size
-    return base.as_strided((base.shape[0], *shape), (base.stride(0), *reversed(strides)))
+    return block, tuple(reversed(strides))
 
 
 def copy_stacked(t: Tensor) -> Tensor:
@@ -92,6 +96,7 @@ class Flat:
         for offset, shape in zip(self.offsets, self.shapes, strict=True):
             real[offset : offset + math.prod(shape)] = True
         self.real = real  # which columns are parameters (the rest are alignment gaps)
+        self._gaps: dict[tuple[int, int], Tensor] = {}
 
     def zeros(self, runs: int) -> Tensor:
         return torch.zeros(runs, self.width, dtype=self.dtype)
@@ -111,13 +116,20 @@ class Flat:
         at = 0
         for offset, t in zip(self.offsets, tensors, strict=True):
             if offset > at:
-                parts.append(t.new_zeros(runs, offset - at))
+                parts.append(self._zeros(runs, offset - at))
             flat = t.reshape(runs, -1)
             parts.append(flat)
             at = offset + flat.shape[1]
         if self.width > at:
-            parts.append(tensors[0].new_zeros(runs, self.width - at))
+            parts.append(self._zeros(runs, self.width - at))
         return torch.cat(parts, dim=1)
+
+    def _zeros(self, runs: int, width: int) -> Tensor:
+        """A [runs, width] block of zeros (kept: `pack` only reads it)."""
+        key = (runs, width)
+        if key not in self._gaps:
+            self._gaps[key] = torch.zeros(runs, width, dtype=self.dtype)
+        return self._gaps[key]
 
     def finite(self, flat: Tensor) -> Tensor:
         """[runs] bool: every parameter element of the run finite (gaps ignored)."""
