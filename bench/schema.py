@@ -29,6 +29,7 @@ EPOCH_COLUMNS: Final = [
     "model",
     "method",
     "impl",
+    "engine",  # what computed the run: per-run, vectorised (bench.run.engines)
     "device",
     "dtype",
     "seed",
@@ -71,6 +72,9 @@ TIMING_COLUMNS: Final = [
     "cost_hi_s",
     "cost_rounds",
     "cost_wall_s",
+    "cost_floor",
+    "cost_vs_gd",
+    "epoch_cost_s",  # what the reports read: cost_s, or the run's own median epoch time
 ]
 # What identifies a run apart from its implementation: scratch and torch twins share these.
 RUN_KEYS: Final = [

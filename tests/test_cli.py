@@ -17,7 +17,6 @@ import pytest
 import torch
 
 from bench import cli, fmt
-from bench.analysis.cost import PER_RUN as COST_COLUMNS
 from bench.output import run_report
 from bench.run.executors import SerialExecutor
 from bench.schema import EPOCH_COLUMNS, TIMING_COLUMNS
@@ -116,15 +115,15 @@ def test_report_has_every_section_and_numbers_from_the_data(tiny_run: Path):
         "## Summary",
         "## What was run",
         "## Final loss and time to target (cpu)",
-        "## Wall time per epoch (cpu)",
+        "## Cost per epoch (cpu)",
         "## Plots",
         "## Methods",
         "## Parity",
     ):
         assert heading in text
     runs = pd.read_csv(tiny_run / "runs.csv")
-    gd = runs[(runs["impl"] == "scratch") & (runs["method"] == "gd")]["median_epoch_time_s"]
-    wall = text[text.index("## Wall time per epoch (cpu)") :]
+    gd = runs[(runs["impl"] == "scratch") & (runs["method"] == "gd")]["epoch_cost_s"]
+    wall = text[text.index("## Cost per epoch (cpu)") :]
     assert f"| `gd` (scratch) | {fmt.seconds(gd.median())} [" in wall  # crops5, the first column
     for png in ("loss_vs_epoch.png", "epoch_time.png"):
         assert f"]({png})" in text
@@ -335,8 +334,11 @@ def test_an_optbench_output_is_updated_in_place_and_user_files_survive(capsys, t
     assert "optbench: 12 of 12 runs reused" in err
     assert (out / "my_notes.md").read_text() == "notes"
     # Reused runs, identical; their cost per epoch is measured again by each command.
-    again = pd.read_csv(out / "runs.csv").drop(columns=COST_COLUMNS)
-    pd.testing.assert_frame_equal(again, first.drop(columns=COST_COLUMNS), check_exact=True)
+    again, first = (
+        t.drop(columns=[c for c in TIMING_COLUMNS if c.startswith(("cost", "epoch_cost"))])
+        for t in (pd.read_csv(out / "runs.csv"), first)
+    )
+    pd.testing.assert_frame_equal(again, first, check_exact=True)
     code, _, err = run_cli(capsys, "run", *TINY, "--out", str(out), "--fresh")
     assert code == 0
     assert "reused from" not in err
@@ -481,9 +483,9 @@ class _Interrupting(SerialExecutor):
 
 
 def test_an_interrupted_sweep_resumes_to_the_same_tables(capsys, tmp_path, monkeypatch):
-    argv = [
+    argv = [  # per-run: an interruption after 3 runs (a vectorised group is stored whole)
         "sweep", "--datasets", "crops15", "--methods", "gd,adam", "--epochs", "3",
-        "--decades", "1", "--seeds", "0,1", "--no-claims",
+        "--decades", "1", "--seeds", "0,1", "--no-claims", "--engine", "per-run",
     ]  # fmt: skip
     assert cli.main([*argv, "--out", str(tmp_path / "ref")]) == 0
     monkeypatch.setitem(cli.executors.EXECUTORS, "interrupting", lambda: _Interrupting(3))

@@ -24,6 +24,7 @@ import pandas as pd
 
 from bench import fmt
 from bench.analysis import compare
+from bench.analysis.cost import cost_column, floor_of
 from bench.analysis.stats import bracket, median_ci
 from bench.run.data import split_sizes
 from bench.run.spec import RunSpec, get_method
@@ -70,6 +71,7 @@ def claim_specs(
 
 
 CONFIRMED, SUGGESTIVE, NOT_CONFIRMED = "confirmed", "suggestive", "not confirmed"
+NOT_MEASURED = "not measured"
 VERDICT_OF = {compare.CLEAR: CONFIRMED, compare.SUGGESTIVE: SUGGESTIVE}
 
 
@@ -98,15 +100,19 @@ def _per_seed(runs: pd.DataFrame, column: str) -> pd.DataFrame:
     return table.astype(float).fillna(math.inf).replace(-math.inf, math.inf)
 
 
-def _judge(table: pd.DataFrame, lower: str, higher: str) -> compare.Comparison:
-    return compare.compare(table[lower], table[higher], alternative=compare.LESS)
+def _judge(table: pd.DataFrame, lower: str, higher: str, margin: float = 1.0) -> compare.Comparison:
+    return compare.compare(table[lower], table[higher], alternative=compare.LESS, margin=margin)
 
 
-def _less(table: pd.DataFrame, a: str, b: str, time: bool = False) -> tuple[str, str]:
-    """The claim "a is below b", by the rule."""
+def _less(
+    table: pd.DataFrame, a: str, b: str, time: bool = False, margin: float = 1.0
+) -> tuple[str, str]:
+    """The claim "a is below b", by the rule (timings: beyond the noise floor, `margin`)."""
+    if time and not np.isfinite(table[[a, b]].to_numpy()).any():
+        return NOT_MEASURED, "the cost per epoch was not measured (--timing-budget 0)"
     ea, eb = median_ci(table[a]), median_ci(table[b])
-    c = _judge(table, a, b)
-    what = "median epoch time" if time else "final training loss"
+    c = _judge(table, a, b, margin)
+    what = f"cost per epoch (noise floor x{margin:.3g})" if time else "final training loss"
     return VERDICT_OF.get(c.verdict, NOT_CONFIRMED), (
         f"{what} {a} {ea.text(time)} vs {b} {eb.text(time)} (median [{bracket(len(table))}] "
         f"over {len(table)} seeds); {c.evidence(a, b)}"
@@ -114,14 +120,16 @@ def _less(table: pd.DataFrame, a: str, b: str, time: bool = False) -> tuple[str,
 
 
 def _between(
-    table: pd.DataFrame, mid: str, low: str, high: str, time: bool = False
+    table: pd.DataFrame, mid: str, low: str, high: str, time: bool = False, margin: float = 1.0
 ) -> tuple[str, str]:
     """The claim "low < mid < high" (two comparisons; as strong as the weaker one)."""
+    if time and not np.isfinite(table[[mid, low, high]].to_numpy()).any():
+        return NOT_MEASURED, "the cost per epoch was not measured (--timing-budget 0)"
     f = fmt.seconds if time else fmt.num
     m, x, y = (median_ci(table[k]).median for k in (mid, low, high))
-    first, second = _judge(table, low, mid), _judge(table, mid, high)
+    first, second = _judge(table, low, mid, margin), _judge(table, mid, high, margin)
     verdict = compare.weakest([first.verdict, second.verdict])
-    what = "median epoch time" if time else "median final loss"
+    what = "median cost per epoch" if time else "median final loss"
     return VERDICT_OF.get(verdict, NOT_CONFIRMED), (
         f"{what}: {low} {f(x)}, {mid} {f(m)}, {high} {f(y)}; {first.evidence(low, mid)}; "
         f"{second.evidence(mid, high)}"
@@ -131,7 +139,8 @@ def _between(
 def evaluate(runs: pd.DataFrame) -> list[Claim]:
     """The notebooks' claims against a runs table with `label` and `seed` columns."""
     loss = _per_seed(runs, "final_train_loss")
-    time = _per_seed(runs, "median_epoch_time_s")
+    time = _per_seed(runs, cost_column(runs))  # the cost measurement's, where there is one
+    floor = floor_of(runs)
     claims = [
         Claim(
             "SGD (batch 1) ends lower than full-batch GD after 100 epochs",
@@ -139,7 +148,7 @@ def evaluate(runs: pd.DataFrame) -> list[Claim]:
         ),
         Claim(
             "An SGD epoch costs more than a full-batch GD epoch",
-            *_less(time, "gd", "sgd", time=True),
+            *_less(time, "gd", "sgd", time=True, margin=floor),
         ),
         Claim(
             "Minibatch (batch 4) ends between GD and SGD",
@@ -147,7 +156,7 @@ def evaluate(runs: pd.DataFrame) -> list[Claim]:
         ),
         Claim(
             "A minibatch epoch costs between a GD and an SGD epoch",
-            *_between(time, "minibatch", "gd", "sgd", time=True),
+            *_between(time, "minibatch", "gd", "sgd", time=True, margin=floor),
         ),
     ]
     for variant in ("momentum 0.1", "momentum 0.9", "nesterov 0.1", "nesterov 0.9"):

@@ -105,21 +105,26 @@ def compare(
     alternative: str = TWO_SIDED,
     deterministic: bool = False,
     level: float = LEVEL,
+    margin: float = 1.0,
 ) -> Comparison:
-    """Is `a` (values indexed by seed) below `b`? See the module docstring for the verdicts."""
+    """Is `a` (values indexed by seed) below `b`? See the module docstring for the verdicts.
+
+    `margin` (a factor >= 1; timings: the measured noise floor, `bench.analysis.cost`): a seed
+    counts as `a` lower only where a x margin < b (higher where b x margin < a); values within
+    the margin of each other count as equal, as no difference on this machine."""
     a, b = _clean(a), _clean(b)
     one_sided = alternative == LESS
     if deterministic:
         x, y = (float(np.median(v)) if len(v) else math.nan for v in (a, b))
         if math.isnan(x) or math.isnan(y):
             return Comparison(0, 0, 0, 1.0, TOO_FEW, one_sided)
-        if x == y:
+        if x == y or (margin > 1 and x * margin >= y and y * margin >= x):
             return Comparison(0, 0, 1, 1.0, EQUAL, one_sided)
         return Comparison(int(x < y), int(x > y), 0, 0.0 if x < y else 1.0,
                           EXACT if x < y else NOT_LOWER, one_sided)  # fmt: skip
     shared = a.index.intersection(b.index)
     x, y = a[shared], b[shared]
-    below, above = int((x < y).sum()), int((x > y).sum())
+    below, above = int((x * margin < y).sum()), int((y * margin < x).sum())
     equal = len(shared) - below - above
     n = below + above
     p = sign_p(below, n, alternative)
@@ -165,9 +170,11 @@ class Ranking:
         return bool(self.ties) and self.group_strength in LOWER
 
 
-def ranked(per_seed: Mapping[str, pd.Series], *, deterministic: bool = False) -> Ranking | None:
+def ranked(
+    per_seed: Mapping[str, pd.Series], *, deterministic: bool = False, margin: float = 1.0
+) -> Ranking | None:
     """The method with the lowest median (ties of medians: the first listed), compared with
-    every other by `compare`. None when every median is inf or missing (nothing to rank)."""
+    every other by `compare` (with `margin`). None when every median is inf or missing."""
     est = {m: median_ci(_clean(v).to_numpy()) for m, v in per_seed.items()}
     finite = {m: e for m, e in est.items() if e.n and math.isfinite(e.median)}
     if not finite:
@@ -175,7 +182,7 @@ def ranked(per_seed: Mapping[str, pd.Series], *, deterministic: bool = False) ->
     names = list(per_seed)
     best = min(finite, key=lambda m: (finite[m].median, names.index(m)))
     others = {
-        m: compare(per_seed[best], per_seed[m], deterministic=deterministic)
+        m: compare(per_seed[best], per_seed[m], deterministic=deterministic, margin=margin)
         for m in names
         if m != best
     }
@@ -189,7 +196,10 @@ def ranked(per_seed: Mapping[str, pd.Series], *, deterministic: bool = False) ->
         lowest = pd.concat([_clean(per_seed[m]) for m in group], axis=1).min(axis=1)
         outside = [m for m in names if m not in group]
         group_strength = _overall(
-            {compare(lowest, per_seed[m], deterministic=deterministic).verdict for m in outside}
+            {
+                compare(lowest, per_seed[m], deterministic=deterministic, margin=margin).verdict
+                for m in outside
+            }
         )
     return Ranking(best, est[best], equal, ties, strength, others, group_strength)
 

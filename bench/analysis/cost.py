@@ -9,9 +9,9 @@ of the machine it was measured on, and cost ratios paired within rounds.
   arithmetic (how far each seed's twin ratio lies from the method's median twin ratio: the
   implementations may differ in cost, their seeds should not). A cost ratio inside
   [1/floor, floor] is no difference.
-- A cost ratio of two workloads (a batch regime against full batch, one method against
-  another) is the median over rounds of their per-round ratio, so a slow stretch of the machine
-  falls on both sides of each ratio; across seeds, the median and the seeds' range.
+- A cost ratio of two workloads (a batch regime against full batch: `cost_vs_gd`) is the
+  median over rounds of their per-round ratio, so a slow stretch of the machine falls on both
+  sides of each ratio; across seeds, the median and the seeds' range.
 """
 
 from __future__ import annotations
@@ -24,7 +24,8 @@ import pandas as pd
 
 from bench.run.cost import median_interval
 
-PER_RUN = ["cost_s", "cost_lo_s", "cost_hi_s", "cost_rounds", "cost_wall_s"]
+PER_RUN = ["cost_s", "cost_lo_s", "cost_hi_s", "cost_rounds", "cost_wall_s", "cost_floor",
+           "cost_vs_gd"]  # fmt: skip
 
 
 def per_run(costs: pd.DataFrame) -> pd.DataFrame:
@@ -59,13 +60,52 @@ def with_costs(
     table = per_run(costs).set_index("run_id")
     base = runs["run_id"].str.rpartition(":")[2]
     runs = runs.drop(columns=[c for c in PER_RUN if c in runs]).copy()
-    for column in PER_RUN:
+    for column in PER_RUN[:-2]:
         runs[column] = base.map(table[column]).to_numpy()
+    runs["epoch_cost_s"] = runs["cost_s"].where(runs["cost_s"].notna(), runs.get("epoch_cost_s"))
     cost = epochs["run_id"].str.rpartition(":")[2].map(table["cost_s"])
     epochs = epochs.copy()
     measured = cost.notna()
     epochs.loc[measured, "elapsed_s"] = epochs.loc[measured, "epoch"] * cost[measured]
+    runs["cost_vs_gd"] = _paired_to_gd(costs, runs, base)
+    floors = noise_floor(costs, runs).set_index(["problem", "device"])["floor"]
+    runs["cost_floor"] = [
+        floors.get((p, d), math.nan) for p, d in zip(runs["problem"], runs["device"], strict=True)
+    ]
     return epochs, runs
+
+
+def _paired_to_gd(costs: pd.DataFrame, runs: pd.DataFrame, base: pd.Series) -> list[float]:
+    """Per run: its cost relative to full-batch GD's on the same problem, seed, device and
+    implementation (and a sweep's phase), paired within rounds (NaN without such a GD run)."""
+    phase = runs["phase"] if "phase" in runs else pd.Series("", index=runs.index)
+    keys = list(
+        zip(phase, runs["problem"], runs["seed"], runs["device"], runs["impl"], strict=True)
+    )
+    gd = {k: b for k, b, m in zip(keys, base, runs["method"], strict=True) if m == "gd"}
+    return [
+        paired(costs, b, gd[k]) if k in gd else math.nan for k, b in zip(keys, base, strict=True)
+    ]
+
+
+def cost_column(runs: pd.DataFrame) -> str:
+    """The column a report reads an epoch's cost from: `epoch_cost_s` (the cost measurement's
+    where there is one, else the run's own median epoch time: `--timing-budget 0`); a runs
+    table built otherwise has only `median_epoch_time_s`."""
+    return "epoch_cost_s" if "epoch_cost_s" in runs else "median_epoch_time_s"
+
+
+def measured(runs: pd.DataFrame) -> bool:
+    """Whether the runs' costs come from the cost measurement."""
+    return "cost_s" in runs and bool(runs["cost_s"].notna().any())
+
+
+def floor_of(runs: pd.DataFrame) -> float:
+    """A problem's noise floor (1.0 when its costs were not measured)."""
+    if "cost_floor" not in runs:
+        return 1.0
+    values = runs["cost_floor"].dropna()
+    return float(values.iloc[0]) if len(values) else 1.0
 
 
 def paired(costs: pd.DataFrame, a: str, b: str) -> float:
@@ -91,9 +131,11 @@ def _log_spread(ratios: Sequence[float]) -> float:
 def noise_floor(costs: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
     """Per (problem, device): `copy_ratio` (the identical copy against its original),
     `twin_spread` (the largest factor by which a seed's scratch/torch ratio lies from its
-    method's median one), `twin_pairs`, and `floor` = the larger deviation, as a factor >= 1."""
+    method's median one), `twin_pairs`, and `floor` = the larger deviation, as a factor >= 1
+    (a problem with one seed: its copy's, or the largest floor of the others if larger)."""
     out = []
-    info = runs.set_index("run_id")
+    info = runs.assign(run_id=runs["run_id"].str.rpartition(":")[2])
+    info = info.drop_duplicates("run_id").set_index("run_id")
     for (problem, device), g in costs.groupby(["problem", "device"], sort=False):
         copies = g[g["copy"].astype(bool)]
         copy_ratio = math.nan
@@ -116,8 +158,9 @@ def noise_floor(costs: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
                 if "scratch" in impls and "torch" in impls:
                     ratios.append(paired(g, impls["scratch"], impls["torch"]))
             pairs += len(ratios)
-            spreads.append(_log_spread(ratios))
-        twin = max(spreads, default=0.0)
+            if len(ratios) > 1:
+                spreads.append(_log_spread(ratios))
+        twin = max(spreads, default=math.nan)  # nan: no method has two seeds of twins
         copy_dev = abs(math.log(copy_ratio)) if math.isfinite(copy_ratio) and copy_ratio > 0 else 0
         out.append(
             {
@@ -126,10 +169,20 @@ def noise_floor(costs: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
                 "copy_ratio": copy_ratio,
                 "twin_spread": math.exp(twin),
                 "twin_pairs": pairs,
-                "floor": math.exp(max(twin, copy_dev)),
+                "floor": math.exp(max(twin, copy_dev)) if math.isfinite(twin) else math.nan,
+                "_copy": copy_dev,
             }
         )
-    return pd.DataFrame(out)
+    table = pd.DataFrame(out)
+    if table.empty:
+        return table
+    # A problem without two seeds of twins (one seed: the deterministic 2-D functions) cannot
+    # measure its drift across seeds: it takes the largest floor the other problems measured.
+    machine = table["floor"].max()
+    machine = machine if math.isfinite(machine) else 1.0
+    fill = np.maximum(np.exp(table["_copy"]), machine)
+    table["floor"] = table["floor"].where(table["floor"].notna(), fill)
+    return table.drop(columns="_copy")
 
 
 def beyond_floor(ratio: float, floor: float) -> bool:

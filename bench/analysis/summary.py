@@ -25,7 +25,7 @@ import pandas as pd
 
 import optimizers
 from bench import fmt
-from bench.analysis import compare, targets
+from bench.analysis import compare, cost, targets
 from bench.analysis.compare import Ranking, paired_ratio, ranked
 from bench.analysis.stats import Estimate, median_ci
 from bench.analysis.tables import parity_by_method
@@ -249,28 +249,36 @@ def timing_block(
     target in training seconds (by the same rule as everything else; timings are never
     'exact') and each batch regime's epoch cost relative to GD, paired by seed. Problems where
     every method does the same work per epoch (all full batch) get no row."""
-    rows, same, stand_ins = [], [], set()
+    rows, same, stand_ins, floors = [], [], set(), []
     for problem, g in runs.groupby("problem", sort=False):
         if _same_work(g):
             same.append(str(problem))
             continue
         edge = edges.get(str(problem), ())
+        floor = cost.floor_of(g)  # no difference inside the machine's noise floor
+        floors.append(floor)
         per = per_seed(g, "seconds_to_target")
         row = [
             _problem_label(str(problem), g, edge),
-            describe(ranked(per), _seconds, per, edge) or "none reached",
+            describe(ranked(per, margin=floor), _seconds, per, edge) or "none reached",
         ]
         methods = list(dict.fromkeys(g["method"]))
-        t = per_seed(g, "median_epoch_time_s")
+        t = per_seed(g, cost.cost_column(g))
+        # Paired within the cost measurement's rounds where there is one, else per-run medians.
+        paired = per_seed(g, "cost_vs_gd") if cost.measured(g) else None
         for batch, plain, _ in REGIMES:
             m = _regime_method(methods, batch, plain) if "gd" in methods else None
             if m is None:
                 row.append(fmt.MISSING)
                 continue
-            cell = _times(paired_ratio(t[m], t["gd"]))
+            ratio = paired_ratio(t[m], t["gd"]) if paired is None else median_ci(paired[m])
+            cell = _times(ratio)
             if batch == "mini":
                 cell += f", B={int(g.loc[g['method'] == m, 'batch_size'].iloc[0])}"
-            separated = compare.compare(t["gd"], t[m]).lower or compare.compare(t[m], t["gd"]).lower
+            separated = (
+                compare.compare(t["gd"], t[m], margin=floor).lower
+                or compare.compare(t[m], t["gd"], margin=floor).lower
+            )
             if not separated:
                 cell += f" ({TIE} GD)"
             if m != plain:
@@ -280,9 +288,18 @@ def timing_block(
     if not rows:
         return None
     header = ["problem", "first to the target, time", "epoch: batch 1 / GD", "mini-batch / GD"]
+    if cost.measured(runs):
+        source = (
+            "cost per epoch measured apart from the runs, every run of a problem in interleaved "
+            "rounds (CPU time of the training steps); training seconds = epochs x that cost; "
+            f"no difference inside the noise floor (x{min(floors, default=1):.3g} to "
+            f"x{max(floors, default=1):.3g} by problem: identical workloads drift that far)"
+        )
+    else:
+        source = "each run's own median epoch wall time (the cost was not measured)"
     note = (
-        "Training seconds to the first target; epoch wall time (training steps) relative to "
-        "full-batch GD's, per seed: median [seeds' range]"
+        f"Training seconds to the first target; an epoch's cost relative to full-batch GD's, per "
+        f"seed: median [seeds' range]; {source}"
         + (f" (stand-ins: {', '.join(sorted(stand_ins))})" if stand_ins else "")
         + "."
         + (f" Same work per epoch, no cost row: {', '.join(same)}." if same else "")

@@ -36,7 +36,7 @@ from bench.errors import ConfigError
 from bench.output import history, run_report, sweep_report
 from bench.output.files import OutputFolder, read_marker, write
 from bench.perf import results as perf_results
-from bench.run import cost, envinfo, executors, tasks
+from bench.run import cost, engines, envinfo, executors, tasks
 from bench.run.config import (
     DEFAULT_SUITE,
     MAX_PARITY_STEPS,
@@ -53,12 +53,15 @@ from bench.run.runner import RunResult
 from bench.run.spec import RunSpec
 from bench.schema import Status
 from bench.store import FILENAME as STORE_FILE
-from bench.store import CachedRuns, Store, run_key
+from bench.store import CachedRuns, Store
 from bench.sweep import SweepConfig, grid_specs, run_sweep
 from bench.sweep.protocol import from_store, selection_records
 from optimizers.parity import parity_table
 
 DEFAULT_TIMING_BUDGET = 20.0  # seconds for the cost measurement of a command's runs
+# Sweeps compute their thousands of runs vectorised (the same numbers: bitwise on most problems,
+# within 1e-5 elsewhere, with identical selections on the default sweep); `run` keeps per-run.
+DEFAULT_ENGINES = {"run": "per-run", "sweep": "vectorised"}
 PROJECT = Path(bench.__file__).resolve().parent.parent  # the checkout, not the working dir
 PERF_CSV = PROJECT / "results" / "perf" / "perf.csv"
 MAX_DECADES = 300  # lr x 10^(+-decades) must stay a finite, non-zero float64
@@ -83,6 +86,10 @@ def _executor(args: argparse.Namespace, suite: Suite) -> executors.Executor:
     file = dict(suite.execution)
     timeout = _float("--timeout")(args.timeout) if args.timeout else file.pop("timeout", None)
     file.pop("timeout", None)
+    engine = args.engine or file.pop("engine", None) or DEFAULT_ENGINES[args.command]
+    file.pop("engine", None)
+    engines.get(engine)  # an unknown engine: one line, before anything is written
+    args.engine_name = engine
     if timeout is not None:
         RULES["timeout"].check("--timeout" if args.timeout else "timeout", timeout)
     args.timeout_s = timeout  # per run, enforced where the runs execute (CachedRuns)
@@ -158,10 +165,11 @@ def _output(
             folder = stack.enter_context(OutputFolder.open(out, kind, command))
         folder.own(STORE_FILE, f"{STORE_FILE}-journal")
         store = stack.enter_context(Store(folder.path / STORE_FILE))
-        timeout = getattr(args, "timeout_s", None)
         cache = CachedRuns(
-            store, executor, fresh=args.fresh, say=_say, shared=shared, timeout=timeout
-        )
+            store, executor, fresh=args.fresh, say=_say, shared=shared,
+            timeout=getattr(args, "timeout_s", None),
+            engine=getattr(args, "engine_name", engines.PER_RUN),
+        )  # fmt: skip
         args.cache = cache  # for the interruption message
         yield folder, cache
     if out is None:
@@ -181,7 +189,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     with _output(args, out, "run", executor, label=suite.name) as (folder, cache):
         store = cache.store
         store.set_manifest(
-            [(run_key(s), "", "") for s in specs],
+            [(cache.key(s), "", "") for s in specs],
             kind="run",
             command=folder.command,
             parity=not args.no_parity,
@@ -194,7 +202,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             results = cache.results(specs, "runs")
             env.update(executor.info())  # executor, workers, threads: how runs shared the machine
         t1 = time.perf_counter()
-        costs = _measure_costs(args, specs, results, executor, store)
+        costs = _measure_costs(args, specs, results, executor, cache)
         t2 = time.perf_counter()
         written = _write_run(folder, results, env, not args.no_parity, costs)
         t3 = time.perf_counter()
@@ -220,13 +228,13 @@ def _measure_costs(
     specs: Sequence[RunSpec],
     results: Sequence[RunResult],
     executor: executors.Executor,
-    store: Store,
+    cache: CachedRuns,
 ) -> pd.DataFrame:
     """Cost per epoch of the runs that finished (`bench.run.cost`), measured here, serially,
     interleaved, within `--timing-budget` seconds (0: not measured); stored with the output."""
     budget = _timing_budget(args)
     if budget == 0:
-        store.set_costs([], measured=False)
+        cache.store.set_costs([], measured=False)
         return pd.DataFrame(columns=cost.COLUMNS)
     ok = cost.measurable([r.summary for r in results])
     todo = [s for s in dict.fromkeys(specs) if s.run_id in ok]
@@ -234,9 +242,9 @@ def _measure_costs(
     load = os.getloadavg()[0]
     with torch_threads(threads):
         rows = cost.measure(todo, cost.CostConfig(budget_s=budget), say=_say)
-    keys = {s.run_id: run_key(s) for s in todo}
+    keys = {s.run_id: cache.key(s) for s in todo}
     rows = [{"key": keys[r["run_id"]], **r} for r in rows]
-    store.set_costs(
+    cache.store.set_costs(
         rows,
         measured=True,
         budget_s=budget,
@@ -296,19 +304,26 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     reruns = 2 * len({(s.problem, s.method) for s in grid}) * len(config.seeds)
     _check_count(len(grid) + reruns, "the sweep (grid and reruns)", args)
     executor = _executor(args, suite)
+    _timing_budget(args)  # a bad value: an error before anything is written
     out = Path(args.out) if args.out is not None else None
     env = envinfo.collect(args.argv)
-    with executor, _output(args, out, "sweep", executor, label=suite.name) as (folder, cache):
+    with _output(args, out, "sweep", executor, label=suite.name) as (folder, cache):
         _say(
             f"optbench sweep: {len(grid)} grid runs, then tuned and default reruns over "
             f"{len(config.seeds)} seeds"
             + (f"; skipped (no hold-out): {', '.join(skipped)}" if skipped else "")
+            + f" ({cache.engine} engine)"
         )
         t0 = time.perf_counter()
-        result = run_sweep(suite, config, runs=cache)
-        env.update(executor.info())
+        with executor:  # closed before the cost measurement: nothing else on the cores
+            result = run_sweep(suite, config, runs=cache)
+            env.update(executor.info())
+        # Cost per epoch of what the report times: the reruns and the claims (not the grid).
+        timed = [spec for spec, phase, _ in result.entries if phase != "grid"]
+        results = cache.store.load_keys([cache.key(s) for s in timed], timed)
+        costs = _measure_costs(args, timed, results, executor, cache)
         cache.store.set_manifest(
-            [(run_key(spec), phase, label) for spec, phase, label in result.entries],
+            [(cache.key(spec), phase, label) for spec, phase, label in result.entries],
             kind="sweep",
             command=folder.command,
             config=dataclasses.asdict(config),
@@ -317,7 +332,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             execution=executor.info(),
         )
         with folder.staged() as stage:
-            sweep_report.write_all(stage, result, config, env)
+            sweep_report.write_all(stage, result, config, env, costs)
     _say(
         f"optbench sweep: {len(result.runs)} runs ({cache.reused} reused) in "
         f"{time.perf_counter() - t0:.0f} s; wrote {folder.path / 'report.md'}"
@@ -368,6 +383,7 @@ def cmd_report(args: argparse.Namespace) -> int:
             else:
                 config = SweepConfig.from_mapping(meta.get("config", {}))
                 result = from_store(cache.store, list(meta.get("skipped", [])))
+                costs = pd.DataFrame(cache.store.costs(), columns=["key", *cost.COLUMNS])
         except KeyError:
             raise ConfigError(
                 f"{args.dir}/{STORE_FILE} lacks runs of its last command; run it again to "
@@ -382,7 +398,7 @@ def cmd_report(args: argparse.Namespace) -> int:
             written = _write_run(out, results, env, bool(meta.get("parity", True)), costs)
         else:
             with out.staged() as stage:
-                sweep_report.write_all(stage, result, config, env)
+                sweep_report.write_all(stage, result, config, env, costs)
             written = out.path / "report.md"
     _say(f"optbench report: rebuilt {written} from {folder / STORE_FILE}")
     return 0

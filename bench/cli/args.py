@@ -110,6 +110,11 @@ def _add_suite_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workers", help="dask: local worker processes (default: the machine's cores)")
     p.add_argument("--scheduler", help="dask: address of an existing scheduler, tcp://host:port")
     p.add_argument("--threads", help="torch intra-op threads per run (default 1)")
+    p.add_argument(
+        "--engine",
+        help="what computes the runs: per-run (run's default) or vectorised (sweep's default: "
+        "compatible runs as one program; anything else falls back to per-run)",
+    )
     p.add_argument("--timeout", help="seconds a run may take before it is stopped (status timeout)")
     p.add_argument("--out", help="output folder (new, empty, or an earlier optbench output)")
     p.add_argument(

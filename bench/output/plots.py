@@ -298,9 +298,16 @@ def curves(
     return save(fig, path, title, legend_handles(set(df["method"]), extra))
 
 
-def epoch_times(epochs: pd.DataFrame, path: Path) -> Path:
-    """Per problem: the distribution of per-epoch wall time of every method and impl."""
-    df = epochs[epochs["epoch"] > 0]
+def epoch_times(
+    epochs: pd.DataFrame,
+    path: Path,
+    column: str = "epoch_time_s",
+    what: str = "Wall time per epoch, training steps only",
+    xlabel: str = "epoch wall time (ms)",
+) -> Path:
+    """Per problem: the distribution of an epoch's time (`column` of `epochs`, rows with
+    epoch > 0: the runs' own epochs, or the cost measurement's rounds) per method and impl."""
+    df = epochs[epochs["epoch"] > 0] if "epoch" in epochs else epochs
     keys = list(df[["problem", "device"]].drop_duplicates().itertuples(index=False, name=None))
     if not keys:  # every run failed before its first epoch
         return nothing(path, "epoch time")
@@ -311,7 +318,7 @@ def epoch_times(epochs: pd.DataFrame, path: Path) -> Path:
         pos, labels, drawn = 0.0, [], False
         for method in order(set(sub["method"])):
             for j, impl in enumerate(impls):
-                t = sub[(sub["method"] == method) & (sub["impl"] == impl)]["epoch_time_s"]
+                t = sub[(sub["method"] == method) & (sub["impl"] == impl)][column].astype(float)
                 t = t[np.isfinite(t) & (t > 0)]  # an epoch that overflowed has no time
                 if t.empty:
                     continue
@@ -334,7 +341,7 @@ def epoch_times(epochs: pd.DataFrame, path: Path) -> Path:
         ax.invert_yaxis()
         if drawn:  # a panel whose every run diverged at once has no time to draw
             log_axis(ax, "x")
-        label_panel(ax, f"{problem} ({device})", "epoch wall time (ms)", "")
+        label_panel(ax, f"{problem} ({device})", xlabel, "")
     shade = f"; dark = {impls[0]}, pale = {', '.join(impls[1:])}" if len(impls) > 1 else ""
-    title = f"Wall time per epoch, training steps only (box: IQR, whiskers: 1.5 IQR{shade})"
+    title = f"{what} (box: IQR, whiskers: 1.5 IQR{shade})"
     return save(fig, path, title, [])

@@ -225,13 +225,30 @@ def env_table(env: dict[str, Any]) -> Table:
     )
 
 
-def _time_caption(epochs: pd.DataFrame, env: dict[str, Any]) -> str:
+def _time_caption(epochs: pd.DataFrame, env: dict[str, Any], measured: bool = False) -> str:
+    if measured:
+        return (
+            "x: median over seeds of the training time, epochs x the run's cost per epoch as "
+            "measured apart from the runs (interleaved rounds, CPU time of the training "
+            "steps: bench.run.cost); log axes. The runs' own epoch times are in epochs.csv."
+        )
     text = (
         "x: median over seeds of the cumulative training time (timed steps only; evaluation "
         f"and warm-up excluded; {ELAPSED_CAPTION}); log axes."
     )
     note = time_note(epochs, env)
     return f"{text} {note}" if note else text
+
+
+def _total_time(runs: pd.DataFrame, epochs: pd.DataFrame, env: dict[str, Any]) -> str:
+    """The runs' own training time: each epoch's timed steps, as the runs went."""
+    timed = runs["total_time_s"].astype(float)
+    if not timed.notna().any():
+        return "The runs' own epochs were not timed (the vectorised engine computes runs together)."
+    return (
+        f"Total training time {fmt.seconds(timed.sum())} (the runs' own timed steps; "
+        f"evaluation and warm-up excluded). {time_note(epochs, env)}".strip()
+    )
 
 
 def build_doc(
@@ -256,8 +273,7 @@ def build_doc(
         [
             [
                 ran_text(runs),
-                f"Total training time {fmt.seconds(runs['total_time_s'].sum())} (timed steps "
-                f"only; evaluation and warm-up excluded). {time_note(epochs, env)}".strip(),
+                _total_time(runs, epochs, env),
                 "Same initial weights: `init_hash` has "
                 f"{'one value' if (hashes == 1).all() else 'SEVERAL values (bug!)'} per "
                 "(problem, seed) across methods, implementations and devices.",
@@ -309,14 +325,29 @@ def build_doc(
             metric_table(main, "seconds_to_target", time=True, inf_word="never"),
         ]
         sections.append(Section(f"Final loss and time to target ({device})", blocks))
+        if cost.measured(on):
+            text = (
+                "Each run's cost per epoch: the median over the rounds of the cost measurement "
+                "(every run of a problem timed one epoch per round, in a shuffled order, CPU "
+                f"time of the training steps), then {interval_text(on)}. Noise floor: "
+                + "; ".join(
+                    f"{p} x{g['cost_floor'].iloc[0]:.3g}"
+                    for p, g in on.groupby("problem", sort=False)
+                    if g["cost_floor"].notna().any()
+                )
+                + " (identical workloads drift that far apart on this machine: no difference "
+                "inside it is one)."
+            )
+            heading = f"Cost per epoch ({device})"
+        else:
+            text = (
+                f"Each run's median epoch time, then {interval_text(on)}. "
+                f"{time_note(epochs[epochs['device'] == device], env)}".strip()
+            )
+            heading = f"Wall time per epoch ({device})"
         sections.append(
             Section(
-                f"Wall time per epoch ({device})",
-                [
-                    f"Each run's median epoch time, then {interval_text(on)}. "
-                    f"{time_note(epochs[epochs['device'] == device], env)}".strip(),
-                    metric_table(on, "median_epoch_time_s", by_impl=True, time=True),
-                ],
+                heading, [text, metric_table(on, cost.cost_column(on), by_impl=True, time=True)]
             )
         )
     sections.append(Section("Plots", list(figures)))
@@ -384,7 +415,14 @@ def write_all(
             title="Training loss against cumulative training time (median over seeds)",
         )
     )
-    written.append(plots.epoch_times(epochs, out / "epoch_time.png"))
+    measured = costs is not None and not costs.empty
+    if measured:  # the cost measurement's rounds: what the tables and the summary use
+        rounds = costs[~costs["copy"].astype(bool)]
+        what = "Cost per epoch, measured in interleaved rounds (CPU time of the training steps)"
+        written.append(plots.epoch_times(rounds, out / "epoch_time.png", "cost_s", what,
+                                         "cost per epoch (ms)"))  # fmt: skip
+    else:
+        written.append(plots.epoch_times(epochs, out / "epoch_time.png"))
     curves_caption = (
         f"Median over seeds; shaded: the seeds' range, over stretches of {BAND_MIN_RUN} or more "
         "epochs where it is narrower than 10x; x: diverged (last finite value); ^: off the "
@@ -400,11 +438,16 @@ def write_all(
             interactive.curves(epochs, ylabel="training loss"),
         ),
         Figure(
-            "loss_vs_time.png", "Training loss against training time. " + _time_caption(epochs, env)
+            "loss_vs_time.png",
+            "Training loss against training time. " + _time_caption(epochs, env, measured),
         ),
         Figure(
             "epoch_time.png",
-            "Wall time per epoch (training steps only), per method and implementation.",
+            "Cost per epoch of every run, per method and implementation: one epoch per round of "
+            "the cost measurement, every run of a problem in a shuffled order each round (CPU "
+            "time of the training steps)."
+            if measured
+            else "Wall time per epoch (training steps only), per method and implementation.",
         ),
     ]
     if trajectories.plot(epochs, out / "trajectories.png") is not None:

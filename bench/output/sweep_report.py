@@ -15,7 +15,7 @@ import pandas as pd
 
 import optimizers
 from bench import fmt
-from bench.analysis import claims, compare, stats, targets
+from bench.analysis import claims, compare, cost, stats, targets
 from bench.analysis import summary as summaries
 from bench.analysis.timing import parallel_note, time_note
 from bench.output import deepobs, html, interactive, plots, sweep_plots
@@ -54,7 +54,9 @@ SWEEP_COLUMNS = [
     "epochs_to_strict",
     "seconds_to_strict",
     "final_gap",
-    "median_epoch_time_s",
+    "epoch_cost_s",
+    "cost_floor",
+    "engine",
     "impl",
     "device",
     "run_id",
@@ -65,7 +67,7 @@ SUMMARY_METRICS = {
     "epochs_to_target": "epochs to target",
     "seconds_to_target": "seconds to target",
     "epochs_to_strict": "epochs to the strict target",
-    "median_epoch_time_s": "epoch time",
+    "epoch_cost_s": "cost per epoch",
 }
 
 
@@ -139,7 +141,7 @@ def _tuned_tables(summary: pd.DataFrame, edges: dict[str, set[str]]) -> list:
                 _cell(r, "epochs_to_target"),
                 _cell(r, "epochs_to_strict"),
                 _cell(r, "seconds_to_target", time=True),
-                _cell(r, "median_epoch_time_s", time=True),
+                _cell(r, "epoch_cost_s", time=True),
             ]
             for r in g.itertuples()
         ]
@@ -496,9 +498,17 @@ def build_doc(
 
 
 def write_all(
-    out: Path, sweep: SweepResult, config: SweepConfig, env: dict[str, Any]
+    out: Path,
+    sweep: SweepResult,
+    config: SweepConfig,
+    env: dict[str, Any],
+    costs: pd.DataFrame | None = None,
 ) -> list[Path]:
     runs, epochs = sweep.runs, sweep.epochs
+    written: list[Path] = []
+    if costs is not None and not costs.empty:  # the reruns' and claims' cost per epoch
+        epochs, runs = cost.with_costs(epochs, runs, costs)
+        written.append(write(costs.drop(columns=["key"], errors="ignore"), out / "costs.csv"))
     # Targets per phase: where no optimum is known, L* is the best loss of the phase's runs.
     ttt = [
         targets.time_to_target(
@@ -508,8 +518,8 @@ def write_all(
         for _, r in runs.groupby("phase", sort=False)
     ]  # fmt: skip
     runs = runs.merge(pd.concat(ttt, ignore_index=True), on="run_id", how="left")
-    written = [
-        write(runs[SWEEP_COLUMNS], out / "sweep.csv"),
+    written += [
+        write(runs[[c for c in SWEEP_COLUMNS if c in runs]], out / "sweep.csv"),
         write(epochs, out / "epochs.csv"),
         write(sweep.selection, out / "selection.csv"),
     ]

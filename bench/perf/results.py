@@ -77,6 +77,8 @@ CASE_TITLES = {
     "4-gd-limit": "Full-batch GD epoch vs its two matrix products",
     "5-scaling": "Scaling of epoch time with n (log-log slope)",
     "6-memory": "Peak memory of a full-batch run",
+    "9-engines": "Vectorised engine vs per-run engine: seconds per run at K runs per group",
+    "10-agreement": "Vectorised vs per-run engine: bitwise runs, largest relative difference",
 }
 
 

@@ -65,7 +65,7 @@ MAX_SEED = 2**32 - 1
 MAX_RUNS = 10_000  # runs of one command, unless --max-runs raises it
 MAX_PARITY_STEPS = 100_000
 MAX_TOML_DEPTH = 32
-EXECUTION_KEYS = ("executor", "workers", "scheduler", "threads", "timeout")
+EXECUTION_KEYS = ("executor", "workers", "scheduler", "threads", "timeout", "engine")
 DEFINITION_KEYS = ("class", "batch")  # a plug-in's table: besides hyperparameters
 METHOD_KEYS = ("batch_size", "schedule", "groups")  # per-method settings that are not hparams
 
@@ -144,6 +144,7 @@ RULES: dict[str, Rule] = {
     "scheduler": STRING,
     "threads": _int_in(1),
     "timeout": Rule("a number of seconds > 0", lambda v: _num(v) and v > 0),
+    "engine": STRING,
 }
 SUITE_KEYS = frozenset(RULES) - {"dataset", "task", "targets", "features"}
 PROBLEM_KEYS = frozenset(

@@ -1,7 +1,8 @@
 """The result store: every finished run, persisted the moment it finishes, in one SQLite file.
 
-Why SQLite: it is in the standard library (no new dependency), one file, and each run is
-committed in one transaction, so a kill at any moment leaves either the whole run or none of it
+Why SQLite: it is in the standard library (no new dependency), one file, and the runs of a
+group (a vectorised group, or one per-run run: `bench.run.engines`) are committed in one
+transaction, so a kill at any moment leaves either the whole group or none of it
 (the rollback journal is replayed on the next open); concurrent writers are serialised by
 SQLite's own locking; and anyone can query it with `sqlite3`, `pandas.read_sql` or DuckDB's
 sqlite scanner. One Parquet file per run would need pyarrow and a directory of small files, and
@@ -47,6 +48,7 @@ from typing import Any
 import numpy as np
 
 from bench.errors import ConfigError
+from bench.run.engines import PER_RUN, engine_of
 from bench.run.runner import RunResult
 from bench.run.spec import RunSpec
 from bench.store.keys import code_version, run_key, spec_from_dict, spec_to_dict
@@ -290,22 +292,35 @@ class Store:
         """Persist one finished run (its summary and every epoch row) in one transaction;
         a run already stored under the same key is replaced. Returns the key (`key`: the
         run's key, when the caller has it already)."""
-        key = key or run_key(result.spec)
-        run = {
-            "key": key,
-            "spec": json.dumps(spec_to_dict(result.spec)),
-            "code_version": code_version(),
-            "stored_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            **result.summary,
-        }
-        rows = [{"key": key, **row} for row in result.rows]
+        return self.put_many([result], None if key is None else [key])[0]
+
+    def put_many(
+        self, results: Sequence[RunResult], keys: Sequence[str] | None = None
+    ) -> list[str]:
+        """Persist finished runs (a group's) in one transaction: all of them or none. Each is
+        keyed by `keys`, or by its spec and the engine its summary names (`engine`; per-run
+        if none)."""
+        stored_utc = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        out = []
         with self._transaction():
-            self._ensure_columns("runs", run)
-            self._ensure_columns("epochs", rows[0])
-            self._db.execute("DELETE FROM epochs WHERE key = ?", (key,))
-            self._insert("runs", [run], replace=True)
-            self._insert("epochs", rows, replace=False)
-        return key
+            for i, result in enumerate(results):
+                key = keys[i] if keys is not None else None
+                key = key or run_key(result.spec, result.summary.get("engine", PER_RUN))
+                run = {
+                    "key": key,
+                    "spec": json.dumps(spec_to_dict(result.spec)),
+                    "code_version": code_version(),
+                    "stored_utc": stored_utc,
+                    **result.summary,
+                }
+                rows = [{"key": key, **row} for row in result.rows]
+                self._ensure_columns("runs", run)
+                self._ensure_columns("epochs", rows[0])
+                self._db.execute("DELETE FROM epochs WHERE key = ?", (key,))
+                self._insert("runs", [run], replace=True)
+                self._insert("epochs", rows, replace=False)
+                out.append(key)
+        return out
 
     def copy_from(self, other: Store, keys: Sequence[str]) -> None:
         """Copy the runs of `keys` from `other` exactly as stored there (values, declared
@@ -349,9 +364,9 @@ class Store:
     def __len__(self) -> int:
         return self._db.execute("SELECT count(*) FROM runs").fetchone()[0]
 
-    def count(self, specs: Iterable[RunSpec]) -> int:
-        """How many of `specs` (distinct) are stored."""
-        return len({run_key(s) for s in specs} & self.keys())
+    def count(self, specs: Iterable[RunSpec], engine: str = PER_RUN) -> int:
+        """How many of `specs` (distinct) are stored, as `engine` computes them."""
+        return len({run_key(s, engine_of(s, engine)) for s in specs} & self.keys())
 
     def _records(self, table: str, keys: Sequence[str], order: str) -> dict[str, list[dict]]:
         """The records of `keys`, grouped by key; REAL columns' NULLs read back as NaN,
@@ -429,9 +444,10 @@ class Store:
                 f"{self.path} is damaged: run {key} has no valid spec ({what})"
             ) from None
 
-    def load(self, specs: Sequence[RunSpec]) -> list[RunResult]:
-        """The stored results of `specs`, in their order; every one must be stored."""
-        return self.load_keys([run_key(s) for s in specs], specs)
+    def load(self, specs: Sequence[RunSpec], engine: str = PER_RUN) -> list[RunResult]:
+        """The stored results of `specs` as `engine` computes them, in their order; every one
+        must be stored."""
+        return self.load_keys([run_key(s, engine_of(s, engine)) for s in specs], specs)
 
     # ------------------------------------------------------------------------------------------
     # What the folder's latest output shows

@@ -8,6 +8,11 @@ git commit, which changes with the docs), the torch and numpy versions, the CPU'
 capability and the GPU's name, and the bytes of any file the spec names (a CSV dataset, a
 plug-in optimizer, a model factory; for an installed module, its source and its distribution's
 version). Change any of these and the run is computed afresh.
+
+It also hashes the engine that computed the run when that is not `per-run`: the vectorised
+engine's numbers equal the per-run engine's bitwise on most problems but not on all (see
+`bench.run.engines.vectorised`), so a spec's stored result never depends on which engine a
+command happened to use; a per-run run keeps the key it always had.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ import torch
 import datasets
 from bench.run import schedules
 from bench.run.data import SOURCES
+from bench.run.engines import PER_RUN
 from bench.run.models import is_plugin
 from bench.run.spec import RunSpec
 from bench.schema import freeze_hparams
@@ -157,13 +163,16 @@ def _input_files(spec: RunSpec) -> dict[str, Any]:
     return out
 
 
-def run_key(spec: RunSpec) -> str:
-    """The run's key in a store: 32 hex digits of sha256 over spec, code, libraries, inputs."""
-    ident = {
+def run_key(spec: RunSpec, engine: str = PER_RUN) -> str:
+    """The run's key in a store: 32 hex digits of sha256 over spec, code, libraries, inputs
+    and the engine that computed it (`bench.run.engines.engine_of`) unless per-run."""
+    ident: dict[str, Any] = {
         "spec": spec_to_dict(spec),
         "code": code_version(),
         "env": environment(spec.device),
         "inputs": _input_files(spec),
     }
+    if engine != PER_RUN:
+        ident["engine"] = engine
     text = json.dumps(ident, sort_keys=True, allow_nan=False)
     return hashlib.sha256(text.encode()).hexdigest()[:32]

@@ -58,3 +58,25 @@ def test_interval_handles_inf_and_nan():
 def test_interval_is_reproducible():
     sample = np.random.default_rng(1).normal(size=12)
     assert stats.median_ci(sample) == stats.median_ci(sample)
+
+
+def test_interval_is_bitwise_the_resampled_one():
+    """`median_ci` ranks the values against draw counts cached per n; `_resampled_ci` resamples
+    the values themselves (the definition). Same numbers, every size, ties, infinities (bitwise
+    but for the sign of a zero median among equal zeros of both signs)."""
+    rng = np.random.default_rng(7)
+    for trial in range(600):
+        n = int(rng.integers(2, 23))
+        x = rng.normal(size=n) * 10.0 ** int(rng.integers(-3, 4))
+        if trial % 3 == 0:
+            x = np.round(x, 1)  # ties
+        if trial % 5 == 0:
+            x[rng.integers(0, n)] = np.inf
+        if trial % 7 == 0 and trial % 5:  # both infinities: inf - inf, the definition itself
+            x[rng.integers(0, n)] = -np.inf
+        if trial % 11 == 0:
+            x[: n // 2] = 0.0
+            x[n // 2 :: 3] = -0.0  # equal values of two signs: any of them may be the median
+        expected = stats._resampled_ci(x, stats.LEVEL, stats.RESAMPLES, 0)
+        got = stats.median_ci(x)
+        assert got == expected, (x, got, expected)  # == : -0.0 == 0.0, no NaN here

@@ -115,10 +115,14 @@ def sign_p(below: int, n: int) -> float:
     return min(1.0, 2 * sum(math.comb(n, i) for i in range(k, n + 1)) / 2**n) if n else 1.0
 
 
-def order(a: Mapping[int, float], b: Mapping[int, float]) -> tuple[int, int]:
-    """(seeds where a < b, seeds where a > b) over the seeds both have."""
+def order(a: Mapping[int, float], b: Mapping[int, float], margin: float = 1.0) -> tuple[int, int]:
+    """(seeds where a < b, seeds where a > b) over the seeds both have; a timing differs only
+    beyond the noise floor `margin` (a x margin < b)."""
     shared = set(a) & set(b)
-    return sum(a[s] < b[s] for s in shared), sum(a[s] > b[s] for s in shared)
+    return (
+        sum(a[s] * margin < b[s] for s in shared),
+        sum(b[s] * margin < a[s] for s in shared),
+    )
 
 
 def med(v: Mapping[int, float]) -> float:
@@ -132,6 +136,7 @@ def check_cell(
     deterministic: bool,
     *,
     closest: dict[str, float] | None = None,
+    margin: float = 1.0,
 ) -> bool:
     """Assert that `cell` says what the numbers say; True when it names an answer."""
     medians = {m: med(v) for m, v in per.items()}
@@ -153,7 +158,7 @@ def check_cell(
         assert c["verdict"] == "exact", cell
         assert all(med(v) > medians[best] for v in rest.values()), cell
         return True
-    orders = {m: order(per[best], v) for m, v in rest.items()}
+    orders = {m: order(per[best], v, margin) for m, v in rest.items()}
     tied = [
         m
         for m, (lo, hi) in orders.items()
@@ -166,7 +171,7 @@ def check_cell(
         group = [*c["names"], *tied]
         lowest = {s: min(per[m].get(s, math.inf) for m in group) for s in per[best]}
         outside = [m for m in per if m not in group]
-        leads = [order(lowest, per[m]) for m in outside]
+        leads = [order(lowest, per[m], margin) for m in outside]
         answered = len(group) <= 3 and bool(leads) and all(hi == 0 and lo >= 2 for lo, hi in leads)
         assert (c["verdict"] is not None) == answered, (cell, group, leads)
         return answered and c["verdict"] in ("suggestive", "clear")
@@ -198,7 +203,18 @@ def _never(f: Callable[[float], str]) -> Callable[[float], str]:
     return lambda x: f(x) if math.isfinite(x) else "never"
 
 
-def check_summary(md_summary: str, runs: pd.DataFrame, epochs: pd.DataFrame) -> tuple[int, list]:
+def paired_to_gd(costs: pd.DataFrame, run: str, gd: str) -> float:
+    """Median over the rounds both were timed in of cost(run) / cost(gd), from costs.csv."""
+    own = costs[~costs["copy"].astype(bool)]
+    a = own[own["run_id"] == run].set_index("round")["cost_s"]
+    b = own[own["run_id"] == gd].set_index("round")["cost_s"]
+    shared = a.index.intersection(b.index)
+    return float(np.median(a[shared] / b[shared]))
+
+
+def check_summary(
+    md_summary: str, runs: pd.DataFrame, epochs: pd.DataFrame, costs: pd.DataFrame | None = None
+) -> tuple[int, list]:
     """The speed, timing and generalisation tables and the anomaly lines of one summary."""
     main = primary(runs)
     tables = md_tables(md_summary)
@@ -225,16 +241,26 @@ def check_summary(md_summary: str, runs: pd.DataFrame, epochs: pd.DataFrame) -> 
     for row in timing[1:]:
         problem = row[0].rstrip(" †")
         g = main[main["problem"] == problem]
-        check_cell(row[1], by_seed(g, first["seconds"]), _never(fmt.seconds), False)
-        t = g.set_index(["method", "seed"])["median_epoch_time_s"]
+        floor = float(g["cost_floor"].dropna().iloc[0]) if "cost_floor" in g else 1.0
+        check_cell(row[1], by_seed(g, first["seconds"]), _never(fmt.seconds), False, margin=floor)
+        t = g.set_index(["method", "seed"])["epoch_cost_s"]
+        if costs is not None:  # ratios paired within the cost measurement's rounds
+            ids = g.assign(base=g["run_id"].str.rpartition(":")[2]).set_index(["method", "seed"])
+            t = pd.Series(
+                {
+                    (m, s): paired_to_gd(costs, ids.loc[(m, s), "base"], ids.loc[("gd", s), "base"])
+                    for m, s in ids.index
+                }
+            ).rename_axis(["method", "seed"])
         for cell, plain, single in ((row[2], "sgd", True), (row[3], "minibatch", False)):
             method = regime_method(g, plain, single)
             if cell == fmt.MISSING:
                 assert method is None, (problem, plain)
                 continue
             if method != plain:
-                assert f"{method} for {plain}" in md_summary, (problem, method)
-            ratio = (t[method] / t["gd"]).dropna()
+                flat = " ".join(md_summary.split())  # the note may wrap anywhere
+                assert f"{method} for {plain}" in flat, (problem, method)
+            ratio = (t[method] if costs is not None else t[method] / t["gd"]).dropna()
             text = f"{fmt.num(float(ratio.median()), 3)}x"
             if ratio.min() != ratio.max():
                 text += f" [{fmt.num(float(ratio.min()), 3)}, {fmt.num(float(ratio.max()), 3)}]"
@@ -272,7 +298,8 @@ def check_run(folder: Path) -> tuple[int, list[str]]:
     md = (folder / "report.md").read_text()
     runs = pd.read_csv(folder / "runs.csv")
     epochs = pd.read_csv(folder / "epochs.csv")
-    checked, answered = check_summary(summary_text(md), runs, epochs)
+    costs = pd.read_csv(folder / "costs.csv") if (folder / "costs.csv").exists() else None
+    checked, answered = check_summary(summary_text(md), runs, epochs, costs)
     assert f"- {len(runs)} runs over {runs['problem'].nunique()} problems" in md
     pairs = runs.pivot_table(
         index=["problem", "method", "device", "seed", "hparams"], columns="impl",
@@ -290,7 +317,8 @@ def check_sweep(folder: Path) -> tuple[int, list[str]]:
     sweep = pd.read_csv(folder / "sweep.csv")
     epochs = pd.read_csv(folder / "epochs.csv")
     tuned = sweep[sweep["phase"] == "tuned"]
-    checked, answered = check_summary(summary_text(md), tuned, epochs)
+    costs = pd.read_csv(folder / "costs.csv") if (folder / "costs.csv").exists() else None
+    checked, answered = check_summary(summary_text(md), tuned, epochs, costs)
     claims = pd.read_csv(folder / "claims.csv")
     runs = sweep[sweep["phase"] == "claims"]
     if len(runs):

@@ -1,19 +1,16 @@
 """The Dask executor against the serial one: same losses bitwise, nothing lost when a worker
 dies mid-suite, an existing scheduler reached through the CLI, plug-ins shipped to workers.
 
-One LocalCluster (2 single-threaded workers on 127.0.0.1) serves the module; the sweep test
-starts its own through `--executor dask --workers 2`, as a user would. Every test runs under a
-deadline, and everything started here is closed here.
+One LocalCluster (2 single-threaded workers on 127.0.0.1, `conftest.cluster`) serves the
+session; the sweep test starts its own through `--executor dask --workers 2`, as a user would.
+Every test runs under a deadline, and everything started here is closed here.
 """
 
 from __future__ import annotations
 
 import json
-import logging
 import os
 import signal
-from collections.abc import Iterator
-from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
 
@@ -33,43 +30,9 @@ from bench.run.executors.dask import (
 )
 from bench.run.runner import RunResult, run
 from bench.run.spec import RunSpec
+from tests.run.conftest import DEADLINE_S, deadline
 
 distributed = pytest.importorskip("distributed", reason="the dask executor needs distributed")
-
-DEADLINE_S = 180  # a hung cluster fails the test instead of the whole session
-
-
-@contextmanager
-def deadline(seconds: int) -> Iterator[None]:
-    def expire(signum, frame):
-        raise TimeoutError(f"over the test's deadline of {seconds} s")
-
-    previous = signal.signal(signal.SIGALRM, expire)
-    signal.alarm(seconds)
-    try:
-        yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, previous)
-
-
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[distributed.LocalCluster]:
-    with deadline(DEADLINE_S):
-        local = distributed.LocalCluster(
-            n_workers=2,
-            threads_per_worker=1,
-            processes=True,
-            host="127.0.0.1",
-            dashboard_address=None,
-            scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
-            silence_logs=logging.ERROR,
-        )
-    try:
-        yield local
-    finally:
-        with deadline(DEADLINE_S):
-            local.close()
 
 
 def suite_specs() -> list[RunSpec]:

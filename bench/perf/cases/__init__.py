@@ -9,6 +9,13 @@ from bench.perf.cases.cost_noise import (
 )
 from bench.perf.cases.dask_stalls import DASK_TARGET, HIT_TARGET, dask_sweep_case, stall_case
 from bench.perf.cases.dataloader import DATALOADER_TARGETS, dataloader_case
+from bench.perf.cases.engines import (
+    ENGINE_KS,
+    ENGINE_TARGET,
+    ENGINE_WORKLOADS,
+    agreement_case,
+    engine_case,
+)
 from bench.perf.cases.gd_limit import GD_TARGET, gd_limit_case
 from bench.perf.cases.harness import HARNESS_TARGET, harness_case
 from bench.perf.cases.memory import MEMORY_TARGET, memory_case, memory_dataset, run_memory_child
@@ -18,6 +25,9 @@ from bench.perf.cases.step import PARAM_SETS, STEP_TARGETS, TORCH_IMPLS, step_ca
 __all__ = [
     "DASK_TARGET",
     "DATALOADER_TARGETS",
+    "ENGINE_KS",
+    "ENGINE_TARGET",
+    "ENGINE_WORKLOADS",
     "FULL",
     "GD_TARGET",
     "HARNESS_TARGET",
@@ -34,10 +44,12 @@ __all__ = [
     "TORCH_IMPLS",
     "Case",
     "Scale",
+    "agreement_case",
     "cost_noise_case",
     "cost_phase_case",
     "dask_sweep_case",
     "dataloader_case",
+    "engine_case",
     "gd_limit_case",
     "harness_case",
     "memory_case",

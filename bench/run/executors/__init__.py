@@ -1,8 +1,10 @@
 """Executors: how run specs are mapped to results. A run never depends on which one is used.
 
-An executor is anything with `map(fn, specs) -> iterator of results`, yielding results as they
-finish, in any order (`run_all` puts them back in the order of the specs), and `info()`, how its
-runs shared the machine (recorded in env.json, stated next to every time figure). It is a
+An executor is anything with `map(fn, tasks) -> iterator of fn(task)`, yielding each task's
+result as it finishes, in any order, and `info()`, how its runs shared the machine (recorded in
+env.json, stated next to every time figure). `run_all` hands it groups of specs
+(`bench.run.engines.plan`: a vectorised group, or a single per-run spec), one task each, with
+`bench.run.engines.run_group` as `fn`, and puts the results back in the order of the specs. It is a
 context manager: what it starts (a cluster) lives until the block ends, whatever ends it, so
 one `with` serves the several `run_all` calls of a sweep. Executors are registered by name in
 `EXECUTORS` (`--executor NAME`); adding one is one file in this folder.
@@ -19,22 +21,24 @@ import os
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from functools import partial
 from typing import Any, Protocol
 
 from tqdm import tqdm
 
 from bench.errors import ConfigError
 from bench.run.device import DEFAULT_THREADS, torch_threads
-from bench.run.runner import RunResult, run
+from bench.run.engines import DEFAULT_ENGINE, plan, run_group
+from bench.run.runner import RunResult
 from bench.run.spec import RunSpec
 
 
 class Executor(Protocol):
     description: str
 
-    def map(
-        self, fn: Callable[[RunSpec], RunResult], specs: Sequence[RunSpec]
-    ) -> Iterator[RunResult]: ...
+    def map(self, fn: Callable[[Any], Any], tasks: Sequence[Any]) -> Iterator[Any]:
+        """fn(task) of every task, each as it finishes (in any order)."""
+        ...
 
     def info(self) -> dict[str, Any]:
         """executor, workers, runs_per_worker, parallel_runs, torch_threads, cores."""
@@ -84,11 +88,9 @@ class SerialExecutor:
     def __init__(self, threads: int = DEFAULT_THREADS) -> None:
         self.threads = check_count("threads", threads)
 
-    def map(
-        self, fn: Callable[[RunSpec], RunResult], specs: Sequence[RunSpec]
-    ) -> Iterator[RunResult]:
+    def map(self, fn: Callable[[Any], Any], tasks: Sequence[Any]) -> Iterator[Any]:
         with torch_threads(self.threads):  # restored when the last result has been taken
-            yield from map(fn, specs)
+            yield from map(fn, tasks)
 
     def info(self) -> dict[str, Any]:
         return {
@@ -141,16 +143,18 @@ def build(file: Mapping[str, Any], flags: Mapping[str, Any]) -> Executor:
 class _Lines:
     """Progress for a log (stderr not a terminal): one short line every ~10% or ~30 s."""
 
-    def __init__(self, results: Iterable[RunResult], total: int, desc: str) -> None:
-        self.results, self.total, self.desc = results, total, desc
+    def __init__(self, batches: Iterable[list[RunResult]], total: int, desc: str) -> None:
+        self.batches, self.total, self.desc = batches, total, desc
 
-    def __iter__(self) -> Iterator[RunResult]:
+    def __iter__(self) -> Iterator[list[RunResult]]:
         start = last = time.monotonic()
         step = max(1, self.total // 10)
-        for done, result in enumerate(self.results, 1):
-            yield result
+        done = 0
+        for batch in self.batches:
+            yield batch
+            before, done = done, done + len(batch)
             now = time.monotonic()
-            if done < self.total and (done % step == 0 or now - last >= 30):
+            if done < self.total and (done // step > before // step or now - last >= 30):
                 last = now
                 print(
                     f"{self.desc}: {done}/{self.total} ({now - start:.0f} s)",
@@ -159,34 +163,67 @@ class _Lines:
                 )
 
 
-def _progress(results: Iterable[RunResult], total: int, desc: str) -> Iterable[RunResult]:
-    """A progress bar on a terminal; a line every ~10% or ~30 s in a log (CI, nohup)."""
+def _bar(batches: Iterable[list[RunResult]], total: int, desc: str) -> Iterator[list[RunResult]]:
+    bar = tqdm(total=total, desc=desc, unit="run", file=sys.stderr)
+    try:
+        for batch in batches:
+            yield batch
+            bar.update(len(batch))
+    finally:
+        bar.close()
+
+
+def _progress(
+    batches: Iterable[list[RunResult]], total: int, desc: str
+) -> Iterable[list[RunResult]]:
+    """A progress bar on a terminal; a line every ~10% or ~30 s in a log (CI, nohup), counting
+    runs (a task of a vectorised group finishes many at once)."""
     if not sys.stderr.isatty():
-        return _Lines(results, total, desc) if total >= 20 else results
-    return tqdm(results, total=total, desc=desc, unit="run", file=sys.stderr)
+        return _Lines(batches, total, desc) if total >= 20 else batches
+    return _bar(batches, total, desc)
+
+
+def one_run(fn: Callable[[RunSpec], RunResult], spec: RunSpec) -> list[RunResult]:
+    """A task of one spec through `fn` (module level: it travels to Dask workers)."""
+    return [fn(spec)]
 
 
 def run_all(
     specs: Sequence[RunSpec],
     executor: Executor | None = None,
-    fn: Callable[[RunSpec], RunResult] = run,
+    fn: Callable[[RunSpec], RunResult] | None = None,
     desc: str = "runs",
     on_result: Callable[[RunResult], None] | None = None,
+    engine: str = DEFAULT_ENGINE,
+    on_group: Callable[[list[RunResult]], None] | None = None,
+    timeout: float | None = None,
 ) -> list[RunResult]:
     """Every spec's result, in the order of `specs`, whatever order the executor finishes in.
 
-    `on_result(result)` is called in this process as each result arrives, before the next one
-    is taken (the result store persists each run there, so a kill loses only runs in flight).
+    The distinct specs are planned into groups for `engine` (`bench.run.engines.plan`: what it
+    cannot compute runs per-run), one executor task each; with `fn(spec) -> RunResult` instead,
+    every spec is a task of its own (an instrumented runner, in tests). As each task's results
+    arrive, in this process and before the next task's are taken, `on_group(results)` is
+    called (the result store persists them in one transaction, so a kill loses only the groups
+    in flight), then `on_result(result)` for each. A spec given twice is computed once.
+    `timeout`: seconds a run may take (`runner.run`'s; the groups carry it).
     """
-    slots: dict[RunSpec, list[int]] = {}
-    for i, spec in enumerate(specs):
-        slots.setdefault(spec, []).append(i)
-    out: list[RunResult | None] = [None] * len(specs)
-    for result in _progress((executor or SerialExecutor()).map(fn, specs), len(specs), desc):
-        if on_result is not None:
-            on_result(result)
-        out[slots[result.spec].pop(0)] = result
-    return out  # type: ignore[return-value]
+    distinct = list(dict.fromkeys(specs))
+    if fn is None:
+        tasks: Sequence[Any] = plan(distinct, engine, timeout=timeout)
+        call: Callable[[Any], list[RunResult]] = run_group
+    else:
+        tasks, call = distinct, partial(one_run, fn)
+    found: dict[RunSpec, RunResult] = {}
+    batches = (executor or SerialExecutor()).map(call, tasks)
+    for results in _progress(batches, len(distinct), desc):
+        if on_group is not None:
+            on_group(results)
+        for result in results:
+            if on_result is not None:
+                on_result(result)
+            found[result.spec] = result
+    return [found[spec] for spec in specs]
 
 
 # Registered last: it registers itself with the decorator above.

@@ -5,14 +5,16 @@ cores) is started on 127.0.0.1, without a dashboard, and closed with the executo
 `scheduler="tcp://host:port"` an existing cluster is used (`dask scheduler` + `dask worker
 --nthreads 1`, or dask-jobqueue's `SLURMCluster`, see the README) and only the client is closed.
 
-Each task is a few runs, one after another: `_run_tasks(fn, specs, plugins, threads)`. Dask
-spends ~17 ms of CPU on every task (client, scheduler and worker together, measured with no-op
-tasks on this 2-core machine), as much as a tenth of a typical run here, and on a machine whose
-cores all run workers that overhead is taken from the runs. So runs are handed out in chunks
-sized by guided self-scheduling (`chunk_size`): about `TASK_SECONDS` of work each (estimated
-from the runs finished so far), but never more than the remaining runs / (4 x the parallel
-slots), so chunks shrink toward the end of a batch and no worker is left alone with a long tail.
-A spec is a frozen dataclass and pickles as is; plug-in optimizers
+The items `map` is given are `run_all`'s groups (`bench.run.engines.plan`: one per-run spec,
+or a vectorised group of many); a group is never split across tasks. Each Dask task is a few
+items, one after another: `_run_tasks(fn, items, plugins, threads)`. Dask spends ~17 ms of CPU
+on every task (client, scheduler and worker together, measured with no-op tasks on this 2-core
+machine), as much as a tenth of a typical run here, and on a machine whose cores all run
+workers that overhead is taken from the runs. So items are handed out in chunks sized by guided
+self-scheduling (`chunk_size`): about `TASK_SECONDS` of work each (estimated from the items
+finished so far; `tally` counts items as "runs"), but never more than the remaining items / (4 x
+the parallel slots), so chunks shrink toward the end of a batch and no worker is left alone with
+a long tail. A spec is a frozen dataclass and pickles as is; plug-in optimizers
 (`optimizers.plugin_methods()`) travel with every task and are registered in the worker before
 the run, so a worker started before they were loaded still knows them. Each worker pins torch to
 `threads` intra-op threads (a worker plugin at start-up, and again in the task's own thread):
@@ -20,9 +22,9 @@ the same count as the serial path, so the same losses.
 
 Results are yielded as their task finishes (`distributed.as_completed`), at most `in_flight`
 tasks submitted at a time, so a suite of thousands of runs never floods the scheduler and a
-crash of the client loses only the runs in flight (the chunks being run, at most about
-`TASK_SECONDS` of work per worker). A worker that dies mid-task (killed, out of memory) loses
-its chunk: the scheduler reschedules it on another worker (up to
+crash of the client loses only the runs in flight (the chunks being run: whole groups, at
+most about `TASK_SECONDS` of work per worker). A worker that dies mid-task (killed, out of
+memory) loses its chunk: the scheduler reschedules it on another worker (up to
 `distributed.scheduler.allowed-failures` times), and `retries` resubmits a task that raised. The
 cluster and client are closed on every way out: the end of the `with` block, an error,
 KeyboardInterrupt.
@@ -42,8 +44,6 @@ import optimizers
 from bench.errors import ConfigError
 from bench.run.device import DEFAULT_THREADS, set_threads
 from bench.run.executors import check_count, register
-from bench.run.runner import RunResult
-from bench.run.spec import RunSpec
 
 RETRIES = 2  # resubmissions of a task that raised (a worker lost mid-transfer, say)
 CONNECT_TIMEOUT_S = 30  # to reach an existing scheduler
@@ -80,18 +80,18 @@ def chunk_size(remaining: int, slots: int, run_seconds: float | None) -> int:
 
 
 def _run_tasks(
-    fn: Callable[[RunSpec], RunResult],
-    specs: Sequence[RunSpec],
+    fn: Callable[[Any], Any],
+    items: Sequence[Any],
     plugins: Sequence[optimizers.Method],
     threads: int,
-) -> tuple[list[RunResult], float]:
-    """Runs in a worker, one after another: the client's plug-in methods registered, torch's
-    threads pinned. Returns the results and the seconds they took (for sizing chunks)."""
+) -> tuple[list[Any], float]:
+    """Items in a worker, one after another: the client's plug-in methods registered, torch's
+    threads pinned. Returns fn(item) of each and the seconds they took (for sizing chunks)."""
     for method in plugins:
         optimizers.register(method, exist_ok=True)
     set_threads(threads)
     start = time.perf_counter()
-    results = [fn(spec) for spec in specs]
+    results = [fn(item) for item in items]
     return results, time.perf_counter() - start
 
 
@@ -256,22 +256,18 @@ class DaskExecutor:
 
     # -- work ------------------------------------------------------------------------------------
 
-    def map(
-        self, fn: Callable[[RunSpec], RunResult], specs: Sequence[RunSpec]
-    ) -> Iterator[RunResult]:
-        """Every spec's result, as each finishes; outside a `with` block the cluster is started
-        here and closed when the iteration ends (or is abandoned)."""
+    def map(self, fn: Callable[[Any], Any], items: Sequence[Any]) -> Iterator[Any]:
+        """fn(item) of every item, as each finishes; outside a `with` block the cluster is
+        started here and closed when the iteration ends (or is abandoned)."""
         owned = self._client is None
         self._start()
         try:
-            yield from self._map(fn, specs)
+            yield from self._map(fn, items)
         finally:
             if owned:
                 self.close()
 
-    def _map(
-        self, fn: Callable[[RunSpec], RunResult], specs: Sequence[RunSpec]
-    ) -> Iterator[RunResult]:
+    def _map(self, fn: Callable[[Any], Any], specs: Sequence[Any]) -> Iterator[Any]:
         from distributed import as_completed
 
         plugins = tuple(optimizers.plugin_methods())
@@ -280,7 +276,7 @@ class DaskExecutor:
         taken = 0
 
         def submit_next() -> Any:
-            """The next chunk of specs as one task (None when every spec is submitted)."""
+            """The next chunk of items as one task (None when every item is submitted)."""
             nonlocal taken
             if taken == len(specs):
                 return None
