@@ -19,6 +19,7 @@ class Status:
     FAILED: Final = "failed"  # a plug-in raised (its message is the run's `error`)
     TIMEOUT: Final = "timeout"  # the run took longer than its --timeout
     ALL: Final = (OK, DIVERGED, FAILED, TIMEOUT)
+    STOPPED: Final = (DIVERGED, FAILED, TIMEOUT)  # did not finish: its final values rank last
 
 
 # epochs.csv: one row per run and epoch (epoch 0 = the initial weights).

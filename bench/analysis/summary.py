@@ -93,8 +93,8 @@ def per_seed(g: pd.DataFrame, column: str, *, inf_if_diverged: bool = False) -> 
     out = {}
     for method, m in g.groupby("method", sort=False):
         v = m.set_index("seed")[column].astype(float)
-        if inf_if_diverged:
-            v = v.where(m.set_index("seed")["status"] != Status.DIVERGED, math.inf)
+        if inf_if_diverged:  # diverged, failed or timed out: ranks last
+            v = v.where(~m.set_index("seed")["status"].isin(Status.STOPPED), math.inf)
         out[method] = v
     return out
 
@@ -374,6 +374,18 @@ def anomalies(runs: pd.DataFrame, extra: Sequence[str] = ()) -> list[str]:
             for (p, m), g in diverged.groupby(["problem", "method"], sort=False)
         ]
         out.append(f"Diverged runs: {'; '.join(parts)}.")
+    for status, word in ((Status.FAILED, "Failed"), (Status.TIMEOUT, "Timed-out")):
+        stopped = runs[runs["status"] == status]
+        if stopped.empty:
+            continue
+        total = runs.groupby(["problem", "method"]).size()
+        parts = [
+            f"{m} on {p} ({len(g)} of {total[(p, m)]}: {str(g['error'].iloc[0])[:120]})"
+            if "error" in g
+            else f"{m} on {p} ({len(g)} of {total[(p, m)]})"
+            for (p, m), g in stopped.groupby(["problem", "method"], sort=False)
+        ]
+        out.append(f"{word} runs: {'; '.join(parts)}.")
     if "disturbed_epochs" in runs:
         d = runs["disturbed_epochs"].fillna(0)
         if (d > 0).any():
@@ -382,7 +394,7 @@ def anomalies(runs: pd.DataFrame, extra: Sequence[str] = ()) -> list[str]:
                 f"{len(runs)} runs (other load; see epochs.csv)."
             )
     out.extend(extra)
-    return out or ["Anomalies: none (no run diverged)."]
+    return out or ["Anomalies: none (no run diverged, failed or timed out)."]
 
 
 def _intro(main: pd.DataFrame, det: Collection[str]) -> str:

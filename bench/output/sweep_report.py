@@ -84,7 +84,7 @@ def summary_table(runs: pd.DataFrame) -> pd.DataFrame:
         for col in SUMMARY_METRICS:
             values = g[col].astype(float)
             if col.startswith("final_"):
-                values = values.where(g["status"] != Status.DIVERGED, math.inf)
+                values = values.where(~g["status"].isin(Status.STOPPED), math.inf)
             est = stats.median_ci(values.to_numpy())
             row[col], row[f"{col}_lo"], row[f"{col}_hi"] = est.median, est.lo, est.hi
         gap = (g["final_holdout_loss"] - g["final_train_loss"]).astype(float)

@@ -155,9 +155,10 @@ def select(grid: pd.DataFrame) -> pd.DataFrame:
 
 
 def selection_score(runs: pd.DataFrame) -> pd.Series:
-    """What selection minimises: the final hold-out loss, +inf where diverged or non-finite."""
+    """What selection minimises: the final hold-out loss, +inf where diverged, failed, timed
+    out or non-finite."""
     score = runs["final_holdout_loss"].astype(float)
-    return score.where(np.isfinite(score) & (runs["status"] != Status.DIVERGED), math.inf)
+    return score.where(np.isfinite(score) & ~runs["status"].isin(Status.STOPPED), math.inf)
 
 
 def rerun_specs(

@@ -134,6 +134,9 @@ def test_a_plugin_exception_is_failed_not_diverged_and_the_others_go_on(tmp_path
     fails = epochs[epochs["method"] == "fails"]
     assert list(fails["epoch"]) == [0, 1]  # epochs 0-1 finished; the 5th step raised in epoch 2
     assert list(fails["status"]) == ["ok", "failed"]  # the last row carries how the run ended
+    report = " ".join((out / "report.md").read_text().split())
+    assert "Failed runs: fails on crops15 (1 of 1: RuntimeError: value cannot be" in report
+    assert "exits on crops15 (1 of 1: SystemExit: 0)" in report
 
 
 def test_torch_overflow_of_a_hyperparameter_is_diverged(tmp_path):
@@ -316,6 +319,8 @@ def test_a_hung_plugin_is_stopped_by_the_timeout_and_computed_again_later(tmp_pa
     assert runs.loc["gd", "status"] == "ok"
     assert runs.loc["sleeper", "status"] == "timeout"
     assert runs.loc["sleeper", "error"] == "stopped after 1 s (--timeout)"
+    report = " ".join((out / "report.md").read_text().split())
+    assert "Timed-out runs: sleeper on crops15 (1 of 1: stopped after 1 s (--timeout))" in report
     capsys.readouterr()
     assert cli.main(argv) == 0  # again: the finished run is reused, the stopped one is not
     assert "1 of 2 runs reused" in capsys.readouterr().err
