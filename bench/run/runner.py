@@ -419,32 +419,9 @@ def run(spec: RunSpec, backend: Backend | None = None, timeout: float | None = N
     going after `timeout` seconds (warm-up included) ends as 'timeout'."""
     backend = backend or get_backend(spec.device)
     device = backend.torch_device
-    task = tasks.get(spec.task)
-    data = task.data(spec)
+    task, data, model, base, steps = _start(spec, backend)
     tensors = device_tensors(spec.problem_key, spec.device, spec.dtype)
-    n = tensors[0].shape[0]
-    steps = n // spec.batch_size if task.drop_last else math.ceil(n / spec.batch_size)
-
-    model = task.model(spec, data)
-    model.to(device=device, dtype=DTYPE[spec.dtype])
-    init_hash = tensor_hash(model.state_dict())  # of the run's own starting tensors
     loss = task.loss_for(spec, data)
-    base = {
-        "run_id": spec.run_id,
-        "problem": spec.problem or problem_name(data.name, spec.model),
-        "dataset": data.name,
-        "model": spec.model,
-        "method": spec.method,
-        "impl": spec.impl,
-        "device": spec.device,
-        "dtype": spec.dtype,
-        "seed": spec.seed,
-        "batch_size": spec.batch_size,
-        "lr": spec.lr,
-        "hparams": spec.hparams_json,
-        "schedule": spec.schedule,
-        "init_hash": init_hash,
-    }
     versions = [t._version for t in tensors]
     rows: list[dict[str, Any]] = []
     status, error = Status.OK, ""
@@ -464,6 +441,62 @@ def run(spec: RunSpec, backend: Backend | None = None, timeout: float | None = N
         finally:
             if [t._version for t in tensors] != versions:
                 run_data.forget()  # the shared tensors were written into: reload them
+    return _result(spec, task, data, base, rows, steps, status, error, backend)
+
+
+def stopped(spec: RunSpec, status: str, error: str) -> RunResult:
+    """The result of a run stopped from outside before it could report (a Dask worker that
+    hung past the timeout and was restarted): its start only, `status`, `error`."""
+    backend = get_backend(spec.device)
+    task, data, _, base, steps = _start(spec, backend)
+    return _result(spec, task, data, base, [], steps, status, error, backend)
+
+
+def base_columns(spec: RunSpec, data: Any, init_hash: str) -> dict[str, Any]:
+    """The columns every row and the summary of a run start with (every engine's)."""
+    return {
+        "run_id": spec.run_id,
+        "problem": spec.problem or problem_name(data.name, spec.model),
+        "dataset": data.name,
+        "model": spec.model,
+        "method": spec.method,
+        "impl": spec.impl,
+        "device": spec.device,
+        "dtype": spec.dtype,
+        "seed": spec.seed,
+        "batch_size": spec.batch_size,
+        "lr": spec.lr,
+        "hparams": spec.hparams_json,
+        "schedule": spec.schedule,
+        "init_hash": init_hash,
+    }
+
+
+def _start(spec: RunSpec, backend: Backend) -> tuple[Task, Any, nn.Module, dict, int]:
+    """(task, data, model at its initial weights, the rows' common columns, steps per epoch)."""
+    task = tasks.get(spec.task)
+    data = task.data(spec)
+    n = device_tensors(spec.problem_key, spec.device, spec.dtype)[0].shape[0]
+    steps = n // spec.batch_size if task.drop_last else math.ceil(n / spec.batch_size)
+    model = task.model(spec, data)
+    model.to(device=backend.torch_device, dtype=DTYPE[spec.dtype])
+    init_hash = tensor_hash(model.state_dict())  # of the run's own starting tensors
+    base = base_columns(spec, data, init_hash)
+    return task, data, model, base, steps
+
+
+def _result(
+    spec: RunSpec,
+    task: Task,
+    data: Any,
+    base: dict[str, Any],
+    rows: list[dict[str, Any]],
+    steps: int,
+    status: str,
+    error: str,
+    backend: Backend,
+) -> RunResult:
+    """The run's result from its rows so far and how it ended."""
     if not rows:  # failed before its first evaluation
         rows.append(_row(base, 0, dict.fromkeys(METRIC_COLUMNS, math.nan), 0.0, 0.0, status))
         rows[0].update(lr=spec.lr, evals=0)

@@ -17,10 +17,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-import optimizers
 from bench import cli
 from bench.run.config import Problem, Suite
 from bench.run.executors import SerialExecutor, run_all
+from bench.run.executors import dask as dask_executor
 from bench.run.executors.dask import (
     MAX_RUNS_PER_TASK,
     TASK_SECONDS,
@@ -89,18 +89,66 @@ def test_a_killed_worker_loses_nothing(cluster, tmp_path, runs_per_task):
     assert cluster.scheduler_address.startswith("tcp://127.0.0.1:")
 
 
-def _needs_plugin(spec: RunSpec, name: str) -> RunResult:
-    optimizers.get(name)  # raises in a worker that was not sent the plug-in
-    return run(spec)
+PLUGIN = '''
+import torch
 
 
-def test_plugin_methods_reach_workers_that_never_loaded_them(cluster, monkeypatch):
-    plugin = optimizers.method_from_path("torch.optim:SGD", name="dask_test_sgd")
-    monkeypatch.setitem(optimizers.METHODS, plugin.name, plugin)  # this process only
-    specs = suite_specs()[:2]
+class Halving(torch.optim.SGD):
+    """SGD at half the rate: a plug-in no worker has ever imported."""
+
+    def __init__(self, params, lr=0.01):
+        super().__init__(params, lr=lr / 2)
+'''
+
+
+def test_a_plugin_spec_runs_on_workers_that_never_loaded_it(cluster, tmp_path):
+    """A spec names its plug-in by path: the workers rebuild it from the spec alone (no
+    registry travels with the tasks)."""
+    path = tmp_path / "halving.py"
+    path.write_text(PLUGIN)
+    specs = [
+        RunSpec(dataset="crops5", method="halving", optimizer=f"{path}:Halving",
+                hparams=(("lr", 1e-5),), batch_size=1, epochs=3, seed=seed)
+        for seed in (0, 1)
+    ]  # fmt: skip
     with deadline(DEADLINE_S), DaskExecutor(scheduler=cluster.scheduler_address) as executor:
-        results = run_all(specs, executor, fn=partial(_needs_plugin, name=plugin.name))
+        results = run_all(specs, executor)
+    assert [r.summary["status"] for r in results] == ["ok", "ok"]
     assert losses(results) == losses(run_all(specs, SerialExecutor()))
+
+
+SLEEPER = """
+import time
+import torch
+
+
+class Sleeper(torch.optim.SGD):
+    def step(self, closure=None):
+        time.sleep(3600)  # blocked in C: no signal or exception reaches a worker's task thread
+"""
+
+
+def test_a_hung_run_on_a_dask_worker_is_stopped_and_the_others_finish(
+    cluster, tmp_path, monkeypatch
+):
+    path = tmp_path / "sleeper.py"
+    path.write_text(SLEEPER)
+    monkeypatch.setattr(dask_executor, "TIMEOUT_SLACK_S", 2.0)
+    monkeypatch.setattr(dask_executor, "POLL_S", 0.2)
+    common = dict(dataset="crops5", hparams=(("lr", 1e-5),), batch_size=1, epochs=2)
+    specs = [
+        RunSpec(method="gd", **common),
+        RunSpec(method="sleeper", optimizer=f"{path}:Sleeper", **common),
+        RunSpec(method="gd", seed=1, **common),
+    ]
+    with deadline(DEADLINE_S), distributed.Client(cluster) as client:
+        client.wait_for_workers(2)
+    with deadline(DEADLINE_S), DaskExecutor(scheduler=cluster.scheduler_address) as executor:
+        results = run_all(specs, executor, timeout=1.0)
+    assert [r.summary["status"] for r in results] == ["ok", "timeout", "ok"]
+    assert "its Dask worker was restarted" in results[1].summary["error"]
+    with deadline(DEADLINE_S), distributed.Client(cluster) as client:
+        client.wait_for_workers(2)  # the restarted worker is back for the next tests
 
 
 def test_cli_runs_on_an_existing_scheduler(cluster, tmp_path, capsys):

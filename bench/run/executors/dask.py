@@ -14,11 +14,10 @@ workers that overhead is taken from the runs. So items are handed out in chunks 
 self-scheduling (`chunk_size`): about `TASK_SECONDS` of work each (estimated from the items
 finished so far; `tally` counts items as "runs"), but never more than the remaining items / (4 x
 the parallel slots), so chunks shrink toward the end of a batch and no worker is left alone with
-a long tail. A spec is a frozen dataclass and pickles as is; plug-in optimizers
-(`optimizers.plugin_methods()`) travel with every task and are registered in the worker before
-the run, so a worker started before they were loaded still knows them. Each worker pins torch to
-`threads` intra-op threads (a worker plugin at start-up, and again in the task's own thread):
-the same count as the serial path, so the same losses.
+a long tail. A spec is a frozen dataclass and pickles as is, and names its plug-ins by import
+path: nothing else travels, and a worker started before a plug-in was loaded rebuilds it from
+the spec. Each worker pins torch to `threads` intra-op threads (a worker plugin at start-up,
+and again in the task's own thread): the same count as the serial path, so the same losses.
 
 Results are yielded as their task finishes (`distributed.as_completed`), at most `in_flight`
 tasks submitted at a time, so a suite of thousands of runs never floods the scheduler and a
@@ -29,21 +28,29 @@ memory) loses its chunk: the scheduler reschedules it on another worker (up to
 cluster and client are closed on every way out: the end of the `with` block, an error,
 KeyboardInterrupt.
 
+With a per-run `--timeout`, each task is one run and at most one task per slot is in flight,
+so a task's clock starts when it is submitted; a task still running `TIMEOUT_SLACK_S` after its
+timeout (a plug-in stuck where no signal reaches it, in the worker's task thread) is cancelled,
+the worker running it restarted by its nanny, and its run recorded as `timeout`.
+
 `distributed` is imported when the executor starts, not when optbench starts (it takes ~1.5 s).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-import optimizers
 from bench.errors import ConfigError
 from bench.run.device import DEFAULT_THREADS, set_threads
+from bench.run.engines import PER_RUN, with_engine
 from bench.run.executors import check_count, register
+from bench.run.runner import stopped
+from bench.schema import Status
 
 RETRIES = 2  # resubmissions of a task that raised (a worker lost mid-transfer, say)
 CONNECT_TIMEOUT_S = 30  # to reach an existing scheduler
@@ -52,6 +59,9 @@ IN_FLIGHT_PER_SLOT = 4  # submitted-but-unfinished tasks per parallel slot: work
 TASK_SECONDS = 1.0  # the work a task is sized for: Dask's ~17 ms per task is then ~2% of it
 MAX_RUNS_PER_TASK = 64
 TASKS_PER_SLOT = 4  # guided self-scheduling: a task takes at most remaining / (4 x slots) runs
+POLL_S = 1.0  # with --timeout: how often the clocks of the tasks in flight are read
+TIMEOUT_SLACK_S = 30.0  # a run's --timeout, plus a task's hand-over and a new worker's imports
+RESTART_TIMEOUT_S = 120  # a hung worker's restart (its nanny kills the process)
 # Dask's workers sample their task's stack every 10 ms by default (for the dashboard's profile):
 # measured at 15-20% of a worker's CPU on these runs, and it holds the GIL while it samples.
 # Its housekeeping (event-loop health ticks every 20 ms, system monitor every 0.5 s, memory
@@ -80,15 +90,10 @@ def chunk_size(remaining: int, slots: int, run_seconds: float | None) -> int:
 
 
 def _run_tasks(
-    fn: Callable[[Any], Any],
-    items: Sequence[Any],
-    plugins: Sequence[optimizers.Method],
-    threads: int,
+    fn: Callable[[Any], Any], items: Sequence[Any], threads: int
 ) -> tuple[list[Any], float]:
-    """Items in a worker, one after another: the client's plug-in methods registered, torch's
-    threads pinned. Returns fn(item) of each and the seconds they took (for sizing chunks)."""
-    for method in plugins:
-        optimizers.register(method, exist_ok=True)
+    """Items in a worker, one after another, torch's threads pinned (a spec names its plug-ins:
+    nothing else travels). Returns fn(item) of each and the seconds they took (for sizing)."""
     set_threads(threads)
     start = time.perf_counter()
     results = [fn(item) for item in items]
@@ -270,10 +275,13 @@ class DaskExecutor:
     def _map(self, fn: Callable[[Any], Any], specs: Sequence[Any]) -> Iterator[Any]:
         from distributed import as_completed
 
-        plugins = tuple(optimizers.plugin_methods())
         slots = max(1, self._info["parallel_runs"])
-        limit = self.in_flight or IN_FLIGHT_PER_SLOT * slots
+        timeout = max((t for t in (getattr(s, "timeout", None) for s in specs) if t), default=None)
+        # With a timeout a task must start when it is submitted (its clock starts then): one
+        # run per task, one task per slot.
+        limit = slots if timeout else self.in_flight or IN_FLIGHT_PER_SLOT * slots
         taken = 0
+        started: dict[Any, tuple[list[Any], float]] = {}
 
         def submit_next() -> Any:
             """The next chunk of items as one task (None when every item is submitted)."""
@@ -281,42 +289,88 @@ class DaskExecutor:
             if taken == len(specs):
                 return None
             runs, seconds = self.tally["runs"], self.tally["seconds"]
-            size = self.runs_per_task or chunk_size(
+            size = 1 if timeout else self.runs_per_task or chunk_size(
                 len(specs) - taken, slots, seconds / runs if runs else None
-            )
+            )  # fmt: skip
             chunk = list(specs[taken : taken + size])
             taken += len(chunk)
-            return self._client.submit(
-                _run_tasks, fn, chunk, plugins, self.threads, retries=self.retries, pure=False
-            )
+            future = self._client.submit(
+                _run_tasks, fn, chunk, self.threads, retries=0 if timeout else self.retries,
+                pure=False,
+            )  # fmt: skip
+            started[future] = (chunk, time.monotonic())
+            return future
 
         first = [submit_next() for _ in range(limit)]
         futures = as_completed([f for f in first if f is not None])
         try:
-            for future in futures:
-                try:
-                    results, seconds = future.result()
-                except RuntimeError as exc:  # the scheduler unpickles specs: it needs optbench
-                    if "deserialization of the task graph" not in str(exc):
-                        raise
-                    raise ConfigError(
-                        f"the Dask scheduler at {self.scheduler} cannot load optbench; start it "
-                        "with the optbench checkout on its path: PYTHONPATH=/path/to/optbench"
-                    ) from None
-                future.release()
-                self.tally["tasks"] += 1
-                self.tally["runs"] += len(results)
-                self.tally["seconds"] += seconds
-                nxt = submit_next()
-                if nxt is not None:
-                    futures.add(nxt)
-                yield from results
+            while futures.count():
+                if timeout:  # wake up to check the clocks of the tasks in flight
+                    done = futures.next_batch(block=False) or self._wait(futures, POLL_S)
+                    expired = [
+                        f for f in list(futures.futures) if f not in done and f in started
+                        and time.monotonic() - started[f][1] > timeout + TIMEOUT_SLACK_S
+                    ]  # fmt: skip
+                else:
+                    done, expired = [next(futures)], []
+                for future in done:
+                    if future not in started:  # cancelled when it timed out: already recorded
+                        continue
+                    yield from self._take(future, started.pop(future)[0])
+                    nxt = submit_next()
+                    if nxt is not None:
+                        futures.add(nxt)
+                for future in expired:
+                    chunk = started.pop(future)[0]
+                    yield from self._stop(future, chunk, timeout)
+                    nxt = submit_next()
+                    if nxt is not None:
+                        futures.add(nxt)
         finally:
             # Interrupted or failed: nothing is left running for a result nobody will read.
             left = list(futures.futures)
             futures.clear()
             if left and self._client is not None:
                 self._client.cancel(left)
+
+    @staticmethod
+    def _wait(futures: Any, seconds: float) -> list[Any]:
+        from distributed import wait
+
+        pending = list(futures.futures)
+        if pending:
+            with contextlib.suppress(TimeoutError):  # none finished in `seconds`: look again
+                wait(pending, timeout=seconds, return_when="FIRST_COMPLETED")
+        return futures.next_batch(block=False)
+
+    def _take(self, future: Any, chunk: list[Any]) -> Iterator[Any]:
+        """A finished task's results (and its tally, for sizing the next chunks)."""
+        try:
+            results, seconds = future.result()
+        except RuntimeError as exc:  # the scheduler unpickles specs: it needs optbench
+            if "deserialization of the task graph" not in str(exc):
+                raise
+            raise ConfigError(
+                f"the Dask scheduler at {self.scheduler} cannot load optbench; start it "
+                "with the optbench checkout on its path: PYTHONPATH=/path/to/optbench"
+            ) from None
+        future.release()
+        self.tally["tasks"] += 1
+        self.tally["runs"] += len(results)
+        self.tally["seconds"] += seconds
+        yield from results
+
+    def _stop(self, future: Any, chunk: list[Any], timeout: float) -> Iterator[Any]:
+        """A task past its runs' timeout: cancelled, the worker running it restarted (a thread
+        stuck in a plug-in cannot be stopped otherwise), its runs recorded as timed out."""
+        processing = self._client.processing()
+        workers = [w for w, keys in processing.items() if future.key in keys]
+        self._client.cancel([future], force=True)
+        if workers:
+            self._client.restart_workers(workers, timeout=RESTART_TIMEOUT_S, raise_for_error=False)
+        why = f"stopped after {timeout:g} s (--timeout): its Dask worker was restarted"
+        for group in chunk:
+            yield [with_engine(stopped(spec, Status.TIMEOUT, why), PER_RUN) for spec in group.specs]
 
 
 def _cores() -> int:

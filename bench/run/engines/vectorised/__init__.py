@@ -46,10 +46,10 @@ from bench.run.engines.vectorised.losses import LOSSES
 from bench.run.engines.vectorised.models import STACKED
 from bench.run.engines.vectorised.updates import StackedAdam, StackedSGD
 from bench.run.models import ModelSpec
-from bench.run.runner import RunResult, _row, _summary, shuffle_seed
+from bench.run.runner import RunResult, _row, _summary, base_columns, shuffle_seed
 from bench.run.seeding import tensor_hash
 from bench.run.spec import RunSpec
-from bench.schema import METRIC_COLUMNS, Status, problem_name
+from bench.schema import METRIC_COLUMNS, Status
 
 #: The scratch optimizer classes this engine reproduces, and their stacked form.
 RULES: dict[type, Any] = {
@@ -183,7 +183,7 @@ class Program:
                 starts[key] = (named, tensor_hash(model.state_dict()))
             named, init_hash = starts[key]
             states.append(named)
-            self.bases.append(tag(_base(s, data, init_hash), VECTORISED))
+            self.bases.append(tag(base_columns(s, data, init_hash), VECTORISED))
             self.stars.append(self.task.optimum(s, data))
         names = list(states[0])
         self.layout = Flat(names, [states[0][n].shape for n in names], self.dtype)
@@ -376,23 +376,3 @@ class Program:
             (dict(zip(METRIC_COLUMNS, row, strict=True)), record)
             for row, record in zip(table, records, strict=True)
         ]
-
-
-def _base(spec: RunSpec, data: Any, init_hash: str) -> dict[str, Any]:
-    """What `runner.run` puts in front of every row of the run."""
-    return {
-        "run_id": spec.run_id,
-        "problem": spec.problem or problem_name(data.name, spec.model),
-        "dataset": data.name,
-        "model": spec.model,
-        "method": spec.method,
-        "impl": spec.impl,
-        "device": spec.device,
-        "dtype": spec.dtype,
-        "seed": spec.seed,
-        "batch_size": spec.batch_size,
-        "lr": spec.lr,
-        "hparams": spec.hparams_json,
-        "schedule": spec.schedule,
-        "init_hash": init_hash,
-    }
