@@ -22,7 +22,8 @@ from bench import cli
 
 REPO = Path(__file__).resolve().parent.parent
 README = (REPO / "README.md").read_text()
-SMALL = ["--epochs", "2", "--seeds", "0"]
+# A few epochs, one seed and a short cost measurement: the examples run as written otherwise.
+SMALL = ["--epochs", "2", "--seeds", "0", "--timing-budget", "2"]
 FAST = {
     "run": SMALL,
     "sweep": [*SMALL, "--select-seeds", "0", "--decades", "0.5", "--points-per-decade", "1"],

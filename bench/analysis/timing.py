@@ -34,6 +34,21 @@ def parallel_note(env: Mapping[str, Any]) -> str:
     )
 
 
+def provenance_note(runs: pd.DataFrame) -> str:
+    """How the runs' own epoch times were taken, when not all alike: each stored run keeps its
+    own (`timed_by`, `parallel_runs`), so a command reusing runs timed elsewhere says so."""
+    if "timed_by" not in runs:
+        return ""
+    how = runs["timed_by"].fillna("serial") + runs["parallel_runs"].fillna(1).map(
+        lambda n: f" ({int(n)} in parallel)" if n > 1 else ""
+    )
+    counts = how.value_counts()
+    if len(counts) < 2:
+        return ""
+    parts = ", ".join(f"{n} {k}" for k, n in counts.items())
+    return f"the runs' own epoch times mix how they were taken ({parts}): not comparable"
+
+
 def disturbed_counts(epochs: pd.DataFrame) -> tuple[int, int, int]:
     """(disturbed epochs, timed epochs, runs with a disturbed epoch); epoch 0 is not timed."""
     if "disturbed" not in epochs:

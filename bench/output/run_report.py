@@ -17,7 +17,7 @@ from bench.analysis import cost, stats, targets
 from bench.analysis import summary as summaries
 from bench.analysis.stats import median_ci
 from bench.analysis.tables import parity_by_method, tables, time_ratio
-from bench.analysis.timing import ELAPSED_CAPTION, parallel_note, time_note
+from bench.analysis.timing import ELAPSED_CAPTION, parallel_note, provenance_note, time_note
 from bench.output import deepobs, html, interactive, plots, trajectories
 from bench.output.doc import (
     Doc,
@@ -79,12 +79,14 @@ def metric_table(
                 continue
             values = g[column].astype(float)
             if not time and column.startswith("final_") and column.endswith("_loss"):
-                values = values.where(g["status"] != Status.DIVERGED, np.inf)
+                values = values.where(~g["status"].isin(Status.STOPPED), np.inf)
             cell = median_ci(values.to_numpy()).text(time)
             if inf_word:
                 cell = cell.replace("inf", inf_word).replace(fmt.MISSING, inf_word)
-            diverged = int((g["status"] == Status.DIVERGED).sum())
-            cells.append(cell + (f" ({diverged} diverged)" if diverged else ""))
+            counts = g["status"].value_counts()
+            notes = [f"{int(counts[s])} {s.replace('timeout', 'timed out')}"
+                     for s in Status.STOPPED if counts.get(s, 0)]  # fmt: skip
+            cells.append(cell + (f" ({', '.join(notes)})" if notes else ""))
         rows.append(cells)
     return Table(["method", *problems], rows)
 
@@ -263,7 +265,7 @@ def build_doc(
 ) -> Doc:
     ttt = targets.time_to_target(runs, epochs)
     runs = runs.merge(ttt, on="run_id", how="left")
-    shared = [f"Timings: {parallel_note(env)}."] if parallel_note(env) else []
+    shared = [f"Timings: {n}." for n in (parallel_note(env), provenance_note(runs)) if n]
     summary = summaries.build(runs, epochs, extra_anomalies=shared)
     optimum = targets.reference_optimum(runs, epochs)
     devices = list(dict.fromkeys(runs["device"]))

@@ -41,3 +41,10 @@ def test_10_engine_agreement(perf):
     assert math.isfinite(total.ratio)
     for r in rows:
         assert r.detail.startswith("bitwise ")
+
+
+def test_12_the_sweep_end_to_end_per_engine(perf):
+    (row,) = perf.run(perf_cases.sweep_engines_case(perf.scale))
+    check([row])
+    assert row.target == str(perf_cases.SWEEP_RATIO_TARGET)
+    assert "same selection: yes" in row.detail

@@ -197,6 +197,11 @@ def test_a_reused_run_keeps_how_it_was_timed(tmp_path):
     runs = pd.read_csv(out / "runs.csv")
     assert set(runs["timed_by"]) == {"dask"}
     assert set(runs["parallel_runs"]) == {2}
+    with sqlite3.connect(out / "store.sqlite") as db:  # one run computed again, serially
+        db.execute("DELETE FROM runs WHERE method = 'sgd' AND seed = 1")
+    assert cli.main(argv) == 0
+    report = " ".join((out / "report.md").read_text().split())
+    assert "the runs' own epoch times mix how they were taken (" in report
 
 
 def test_failed_runs_are_not_measured(tmp_path: Path):

@@ -21,6 +21,7 @@ from bench.perf.cases.harness import HARNESS_TARGET, harness_case
 from bench.perf.cases.memory import MEMORY_TARGET, memory_case, memory_dataset, run_memory_child
 from bench.perf.cases.scaling import SCALING_BATCH, SLOPE_TARGET, scaling_case
 from bench.perf.cases.step import PARAM_SETS, STEP_TARGETS, TORCH_IMPLS, step_case
+from bench.perf.cases.sweep_engines import SWEEP_RATIO_TARGET, sweep_engines_case
 
 __all__ = [
     "DASK_TARGET",
@@ -41,6 +42,7 @@ __all__ = [
     "SMALL",
     "SPREAD_TARGET",
     "STEP_TARGETS",
+    "SWEEP_RATIO_TARGET",
     "TORCH_IMPLS",
     "Case",
     "Scale",
@@ -58,4 +60,5 @@ __all__ = [
     "scaling_case",
     "stall_case",
     "step_case",
+    "sweep_engines_case",
 ]
