@@ -5,8 +5,8 @@ which line plots survive), no font, script or style fetched. Plotly's library is
 for the whole page, gzip-compressed (4.8 MB -> 1.9 MB as base64) and unpacked by the browser's
 own `DecompressionStream` (every current browser; an older one shows the PNGs' captions and a
 note instead of the interactive charts). Each chart is a JSON spec drawn after that, and the
-chart template they share is stored once. The summary comes first, its tables side by side
-where the screen allows, then a table of contents and the sections.
+chart template they share is stored once. The summary comes first, its first table beside
+the others (one screen), then a table of contents and the sections.
 """
 
 from __future__ import annotations
@@ -42,8 +42,12 @@ pre.code{background:#f6f6f6;padding:6px 10px;border-radius:4px;overflow-x:auto}
 .summary{background:#f7fafc;border:1px solid #cfdde8;border-radius:6px;padding:2px 14px 6px}
 .summary h2{border:none;margin:6px 0 2px;font-size:18px}.summary p{margin:2px 0}
 .summary ul{margin:4px 0;padding-left:20px;font-size:13px}
-.blocks{display:flex;flex-wrap:wrap;gap:0 18px;align-items:flex-start}
-.block{display:inline-block;vertical-align:top}
+/* The first table on the left, the others stacked on its right: the grid's auto columns
+   shrink to the screen (cells wrap) rather than push a table below the first screen. */
+.blocks{display:grid;grid-template-columns:auto auto;gap:0 18px;align-items:start;
+justify-content:start}
+.block{min-width:0}
+@media (max-width:900px){.blocks{grid-template-columns:auto}.blocks .block{grid-row:auto}}
 .block h3{margin:6px 0 2px}
 .block table{font-size:12.5px;margin:2px 0 2px}
 .block th,.block td{padding:1px 5px;max-width:19em}
@@ -185,14 +189,16 @@ def _section(s: Section, folder: Path, charts: _Charts) -> str:
 
 
 def summary_html(summary: Summary, title: str) -> str:
-    """The summary box: its tables side by side where they fit, each note under its table."""
+    """The summary box: its first table on the left, the others stacked beside it (all on one
+    screen), each note under its table."""
     parts = [f"<h2>{inline(title)}</h2>"]
     if summary.intro:
         parts.append(f"<p class='note'>{inline(summary.intro)}</p>")
+    span = f" style='grid-row:span {max(1, len(summary.blocks) - 1)}'"  # the others' rows
     blocks = "".join(
-        f"<div class='block'><h3>{inline(b.title)}</h3>"
+        f"<div class='block'{span if i == 0 else ''}><h3>{inline(b.title)}</h3>"
         f"{_table(Table(b.header, b.rows), b.note)}</div>"
-        for b in summary.blocks
+        for i, b in enumerate(summary.blocks)
     )
     parts.append(f"<div class='blocks'>{blocks}</div>")
     if summary.lines:
