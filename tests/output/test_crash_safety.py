@@ -10,6 +10,7 @@ process with SIGKILL before it happens. Every k is tried until the command compl
 from __future__ import annotations
 
 import contextlib
+import difflib
 import json
 import os
 import re
@@ -100,6 +101,16 @@ def snapshot(folder: Path) -> dict[str, bytes]:
         out[path.name] = data
     out[MARKER] = json.dumps(sorted(json.loads((folder / MARKER).read_text())["files"])).encode()
     return out
+
+
+def differences(expected: dict[str, bytes], got: dict[str, bytes]) -> str:
+    """What differs between two snapshots: the lines of report.md and the names of the rest."""
+    names = sorted(n for n in expected.keys() | got.keys() if expected.get(n) != got.get(n))
+    lines = []
+    if "report.md" in names:
+        old, new = (s.get("report.md", b"").decode().splitlines() for s in (expected, got))
+        lines = list(difflib.unified_diff(old, new, lineterm="", n=0))[2:]
+    return f"differing: {names}; report.md: " + "\n".join(lines)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -215,7 +226,8 @@ def test_a_command_killed_while_updating_its_out_folder_is_completed_by_the_same
             break
         steps = k
         assert cli.main(command) == 0, f"the same command failed after a kill at step {k}"
-        assert snapshot(here / "out") == expected, k
+        got = snapshot(here / "out")
+        assert got == expected, (k, differences(expected, got))
         assert not list((here / "out").glob(f"{TMP_PREFIX}*")), k
         shutil.rmtree(here)
     assert steps >= 10
