@@ -21,6 +21,7 @@ from bench.output import run_report
 from bench.run.executors import SerialExecutor
 from bench.schema import EPOCH_COLUMNS, TIMING_COLUMNS
 from bench.sweep import SweepConfig
+from tests.interrupting import Interrupting
 
 REPO = Path(__file__).resolve().parent.parent
 TINY = [
@@ -468,27 +469,13 @@ def test_a_stray_or_malformed_perf_csv_never_breaks_a_run(capsys, tmp_path, monk
     assert sum(line.startswith("warning: ignoring") for line in err.splitlines()) == 1
 
 
-class _Interrupting(SerialExecutor):
-    """An executor that is interrupted (like Ctrl-C) after `n` results."""
-
-    def __init__(self, n: int) -> None:
-        super().__init__()
-        self.n = n
-
-    def map(self, fn, specs):
-        for i, spec in enumerate(specs):
-            if i == self.n:
-                raise KeyboardInterrupt
-            yield fn(spec)
-
-
 def test_an_interrupted_sweep_resumes_to_the_same_tables(capsys, tmp_path, monkeypatch):
     argv = [  # per-run: an interruption after 3 runs (a vectorised group is stored whole)
         "sweep", "--datasets", "crops15", "--methods", "gd,adam", "--epochs", "3",
         "--decades", "1", "--seeds", "0,1", "--no-claims", "--engine", "per-run",
     ]  # fmt: skip
     assert cli.main([*argv, "--out", str(tmp_path / "ref")]) == 0
-    monkeypatch.setitem(cli.executors.EXECUTORS, "interrupting", lambda: _Interrupting(3))
+    monkeypatch.setitem(cli.executors.EXECUTORS, "interrupting", lambda: Interrupting(3))
     out = tmp_path / "out"
     code, _, err = run_cli(capsys, *argv, "--out", str(out), "--executor", "interrupting")
     assert code == 130

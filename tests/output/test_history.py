@@ -18,8 +18,8 @@ import pytest
 from bench import cli
 from bench.output import history
 from bench.output.files import MARKER
-from bench.run.executors import SerialExecutor
 from bench.schema import TIMING_COLUMNS
+from tests.interrupting import Interrupting
 
 # No cost measurement: each command measures it afresh, so two outputs differ in it by design.
 ONE = [
@@ -172,26 +172,12 @@ def test_a_users_link_is_never_replaced_and_a_dangling_one_of_ours_is(results, c
     assert (results / "latest").resolve() == folders()[-1].resolve()
 
 
-class _Interrupting(SerialExecutor):
-    """Interrupted (like Ctrl-C) after `n` results."""
-
-    def __init__(self, n: int = 1) -> None:
-        super().__init__()
-        self.n = n
-
-    def map(self, fn, specs):
-        for i, spec in enumerate(specs):
-            if i == self.n:
-                raise KeyboardInterrupt
-            yield fn(spec)
-
-
 def test_an_interrupted_command_leaves_no_folder_and_resumes_from_the_cache(
     results, capsys, monkeypatch
 ):
     assert run(capsys, "run", *ONE, "--seeds", "9")[0] == 0
     latest = (results / "latest").resolve()
-    monkeypatch.setitem(cli.executors.EXECUTORS, "interrupting", _Interrupting)
+    monkeypatch.setitem(cli.executors.EXECUTORS, "interrupting", Interrupting)
     code, err = run(capsys, "run", *ONE, "--seeds", "0,1,2", "--executor", "interrupting")
     assert code == 130
     assert err.splitlines()[-1] == (
