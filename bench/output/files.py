@@ -14,8 +14,9 @@ The output folder's rules (`OutputFolder`); it trusts nothing it reads from disk
   moved into place with `os.replace`. Publishing is crash-safe: before the first rename the
   marker records the new files' sha256 (`publishing`), so a kill at any instant leaves a folder
   the next invocation accepts: a listed file holding the recorded content is ours. Files
-  someone else put in the folder are never touched; a file of ours the new output no longer
-  has is removed only if its content is still what we wrote.
+  someone else put in the folder are never touched; a file of ours someone edited (its content
+  no longer the recorded sha256) is refused up front, never overwritten; a file of ours the new
+  output no longer has is removed only if its content is still what we wrote.
 - One optbench at a time per folder: a lock file (`fcntl.flock`, non-blocking, checked to be
   the file at the lock's name after locking); a second invocation is refused naming the first
   one's pid. The lock file is also the invocation's journal: each temporary's name is recorded
@@ -527,6 +528,18 @@ class OutputFolder:
             )
         if not stat.S_ISREG(st.st_mode) or name not in self._marker["files"]:
             raise ConfigError(f"{target} was not written by optbench; {again}")
+        self._check_unchanged(name)
+
+    def _check_unchanged(self, name: str) -> None:
+        """A listed output must still hold what optbench wrote (its recorded sha256): one
+        someone edited is theirs, never overwritten nor removed."""
+        digest = self._marker["files"].get(name)
+        if digest is not None and _digest(self.path / name) != digest:
+            raise ConfigError(
+                f"{self.path / name} was changed since optbench wrote it (its content is not "
+                f"what {MARKER} records) and optbench never overwrites an edited file: move it "
+                "away and run again (finished runs are kept in the store)"
+            )
 
     def _publish(self, stage: Path) -> None:
         """Move the staged files into place. The marker records their sha256 first

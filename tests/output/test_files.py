@@ -115,6 +115,28 @@ def test_an_output_name_held_by_a_user_file_is_an_error_and_the_file_survives(tm
     assert (out / "report.md").read_text() == "one"
 
 
+def test_an_output_of_ours_the_user_edited_is_never_overwritten(tmp_path):
+    """report.md written by optbench, then edited: its content is no longer the sha256 the
+    marker records, so it is the user's now; the next output that would replace it is refused
+    (one line) and publishes nothing."""
+    out = tmp_path / "out"
+    with _open(out) as folder:
+        _publish(folder, {"report.md": "one", "runs.csv": "a"})
+    (out / "report.md").write_text("one, with my notes")
+    with (
+        _open(out) as folder,
+        pytest.raises(ConfigError, match=r"report\.md was changed since optbench wrote it") as e,
+    ):
+        _publish(folder, {"report.md": "two", "runs.csv": "b"})
+    assert "\n" not in str(e.value)
+    assert (out / "report.md").read_text() == "one, with my notes"
+    assert (out / "runs.csv").read_text() == "a", "nothing published"
+    (out / "report.md").write_text("one")  # the user's edit undone: ours again
+    with _open(out) as folder:
+        _publish(folder, {"report.md": "two", "runs.csv": "b"})
+    assert (out / "report.md").read_text() == "two"
+
+
 def test_a_failure_while_writing_changes_nothing(tmp_path):
     out = tmp_path / "out"
     with _open(out) as folder:
