@@ -350,7 +350,12 @@ def test_report_rebuilds_a_folder_from_its_store(capsys, tmp_path):
     assert cli.main(["run", *TINY, "--out", str(out)]) == 0
     epochs = (out / "epochs.csv").read_bytes()
     (out / "epochs.csv").unlink()
-    (out / "report.md").write_text("damaged")
+    (out / "report.md").write_text("edited")  # the user's now: never overwritten
+    code, _, err = run_cli(capsys, "report", str(out))
+    assert code == 2
+    assert "report.md was changed since optbench wrote it" in err
+    assert (out / "report.md").read_text() == "edited"
+    (out / "report.md").unlink()  # moved away, as the error says
     code, _, err = run_cli(capsys, "report", str(out))
     assert code == 0, err
     assert (out / "epochs.csv").read_bytes() == epochs

@@ -418,7 +418,7 @@ class Store:
 
     def load_keys(self, keys: Sequence[str], specs: Sequence[RunSpec] | None = None) -> list:
         """The stored results of `keys`, in that order (KeyError naming a missing one). The
-        specs are rebuilt from the store unless given."""
+        specs are rebuilt from the store; given `specs`, each stored one must equal its own."""
         distinct = list(dict.fromkeys(keys))
         self._check_types(distinct)
         runs = self._records("runs", distinct, "")
@@ -430,8 +430,12 @@ class Store:
             summary = dict(runs[key][0])
             spec_json = summary.pop("spec")
             summary.pop("code_version"), summary.pop("stored_utc")
-            spec = specs[i] if specs is not None else self._spec(key, spec_json)
-            out.append(RunResult(spec, rows[key], summary))
+            spec = self._spec(key, spec_json)  # checked even when given: nothing trusted
+            if specs is not None and spec != specs[i]:
+                raise ConfigError(
+                    f"{self.path} is damaged: run {key} holds the spec of another run (edited?)"
+                )
+            out.append(RunResult(specs[i] if specs is not None else spec, rows[key], summary))
         return out
 
     def _spec(self, key: str, text: Any) -> RunSpec:
