@@ -1,31 +1,23 @@
 """What to run: a suite file (TOML) with the command line on top, planned into `RunSpec`s.
 
-Values enter as a suite file's tables or as flags (`Overrides`, parsed by `bench.cli.args`);
-each key's rule is written once, in `RULES`, and checked where the value enters, naming where
-it came from. Nothing is rewritten afterwards: `Suite.spec_for` merges plain layers, later wins,
+Values enter as a suite file's tables or as flags (`Overrides`, parsed by `bench.cli.args`); each
+key's rule is written once (`RULES`) and checked where the value enters, naming where it came
+from. Nothing is rewritten afterwards: `Suite.spec_for` merges plain layers, later winning,
 
     method defaults < suite < problem < the suite's and the problem's per-method tables
                     < flags for every method (--lr, --momentum, --hp lr=...) < --hp METHOD.key
 
-and the `RunSpec` it builds checks the combination (the optimizer's own checks included).
-A key for every method applies where it makes sense: `lr` everywhere; `momentum` and `dampening`
-where the method's defaults have momentum (`--momentum 0.5` tunes heavy ball and Nesterov, and
-leaves `gd` alone); `weight_decay` and `nesterov` where the defaults set them; other keys where
-the method takes them. A per-method table sets any key its method takes, and `batch_size`,
-`schedule`, `groups` (`bench.run.optim`, `bench.run.schedules`).
-
-Methods are registered names (`all`: every built-in) or plug-ins, a class or factory by import
-path (`path/to/signsgd.py:SignSGD`, `torch.optim:RMSprop`), named `name=spec` or by the class
-name lower-cased. A plug-in's definition (`batch`: mini, full or single; `batch_size`; its
-hyperparameters; a wrapper's inner method, `optimizer = "adam"` or `{method = "adam", lr = 0.1}`)
-comes from its `[methods.NAME]` table or `--hp NAME.key=...`, and travels inside the suite and
-its specs (no process-wide registry). A relative path in a suite file is relative to its folder.
-
-A problem's unique name is its dataset's for its task's default model (`crops15`), with the model
-appended otherwise (`crops15-mlp`), or the `name` a suite gives it. `--datasets NAME` is that
-dataset with `--model` (default linear), the suite's problem for that (dataset, model) if there
-is one; `--problems` selects by name. Tasks with their own data and model (`quadratic_deep`, the
-2-D functions) keep their hold-out, their model and (the 2-D functions) full batches.
+and the `RunSpec` it builds checks the combination. A key for every method applies where it
+makes sense (`_applies`: `--momentum 0.5` tunes heavy ball and Nesterov, not `gd`); a per-method
+table sets any key its method takes, and `batch_size`, `schedule`, `groups`. Methods are
+registered names (`all`: every built-in) or plug-ins by import path (`path/to/signsgd.py:SignSGD`,
+`torch.optim:RMSprop`), named `name=spec` or by the class name lower-cased, defined by their
+`[methods.NAME]` table or `--hp NAME.key=...` (`batch`, `batch_size`, hyperparameters, a
+wrapper's inner method `optimizer = "adam"`); definitions travel inside the suite and its specs.
+A relative path in a suite file is relative to the file's folder. A problem's unique name is its
+dataset's for the task's default model (`crops15`), else with the model (`crops15-mlp`), or the
+`name` a suite gives it; `--datasets NAME` is that dataset with `--model` (the suite's problem
+for that pair if there is one), `--problems` selects by name.
 """
 
 from __future__ import annotations
@@ -62,7 +54,6 @@ MAX_TOML_DEPTH = 32
 EXECUTION_KEYS = ("executor", "workers", "scheduler", "threads", "timeout", "engine")
 METHOD_KEYS = ("batch_size", "schedule", "groups")  # per-method settings that are not hparams
 
-# ----------------------------------------------------------------------------------------------
 # Rules: what each key must be (scikit-learn's declarative `_parameter_constraints`)
 
 
@@ -86,13 +77,12 @@ def _num(v: Any) -> bool:
     return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
 
 
-def _names(v: Any) -> bool:
-    return isinstance(v, str) or (isinstance(v, list) and all(isinstance(x, str) for x in v))
-
-
 STRING = Rule("a string", lambda v: isinstance(v, str))
 TABLE = Rule("a table", lambda v: isinstance(v, Mapping))
-NAMES = Rule("a list of names or a comma-separated string", _names)
+NAMES = Rule(
+    "a list of names or a comma-separated string",
+    lambda v: isinstance(v, str) or (isinstance(v, list) and all(isinstance(x, str) for x in v)),
+)
 BOOL = Rule("true or false (a TOML boolean, not a string)", lambda v: isinstance(v, bool))
 AT_LEAST_1 = Rule("an integer >= 1", lambda v: _int(v) and v >= 1)
 RULES: dict[str, Rule] = {
@@ -105,7 +95,7 @@ RULES: dict[str, Rule] = {
     "dtype": Rule(f"one of {', '.join(DTYPES)}", lambda v: v in DTYPES),
     "methods": Rule(
         "a list of names, a comma-separated string or a table of [methods.NAME] tables",
-        lambda v: _names(v) or isinstance(v, Mapping),
+        lambda v: NAMES.test(v) or isinstance(v, Mapping),
     ),
     "seeds": Rule(
         f"a list of at most {MAX_SEEDS} distinct integers in [0, {MAX_SEED}]",
@@ -177,7 +167,6 @@ def check_seeds(seeds: Sequence[int], what: str) -> None:
     no_duplicates(seeds, what)
 
 
-# ----------------------------------------------------------------------------------------------
 # Command-line values: `--hp key=value,...`
 
 _INT = re.compile(r"[+-]?\d+")
@@ -254,7 +243,6 @@ def parse_hp(texts: Iterable[str]) -> tuple[dict[str, Any], dict[str, dict[str, 
     return generic, per_method
 
 
-# ----------------------------------------------------------------------------------------------
 # Methods: built-in names and plug-in definitions
 
 
@@ -281,9 +269,8 @@ def _absolute(spec: str, base: Path | None) -> str:
     return spec
 
 
-def load_plugin(
-    entry: str, name: str | None, definition: Mapping[str, Any] | None, base: Path | None
-) -> Plugin:
+def load_plugin(entry: str, name: str | None, definition: Mapping[str, Any] | None,
+                base: Path | None) -> Plugin:  # fmt: skip
     """Load and check one plug-in: `entry` (an import path) with its definition (a
     `[methods.NAME]` table or the `--hp NAME.` keys): batch, batch_size, hyperparameters."""
     definition = definition or {}
@@ -315,13 +302,9 @@ def load_plugin(
     return Plugin(name, path.spec, batch, method.batch_size, freeze_hparams(options))
 
 
-def resolve_methods(
-    value: Any,
-    where: str,
-    plugins: Mapping[str, Plugin],
-    base: Path | None = None,
-    definitions: Mapping[str, Mapping[str, Any]] | None = None,
-) -> tuple[tuple[str, ...], dict[str, Plugin]]:
+def resolve_methods(value: Any, where: str, plugins: Mapping[str, Plugin], base: Path | None = None,
+                    definitions: Mapping[str, Mapping[str, Any]] | None = None
+                    ) -> tuple[tuple[str, ...], dict[str, Plugin]]:  # fmt: skip
     """(names, plugins) of a methods list: `all`, registered names, plug-in entries
     `[name=]path:Class` (loaded with their `definitions[name]`), names of known plug-ins."""
     names: list[str] = []
@@ -361,7 +344,6 @@ def resolve_model(value: str | None, base: Path | None) -> str | None:
     return _absolute(value, base) if value is not None and models.is_plugin(value) else value
 
 
-# ----------------------------------------------------------------------------------------------
 # Problems and suites
 
 
@@ -618,7 +600,6 @@ def check_model(problem: Problem) -> None:
         raise ConfigError(f"model {problem.model}: {exc}") from None
 
 
-# ----------------------------------------------------------------------------------------------
 # Suite files
 
 
@@ -768,7 +749,6 @@ def _seeds(seeds: Any, where: str) -> tuple[int, ...]:
     return tuple(seeds)
 
 
-# ----------------------------------------------------------------------------------------------
 # The command line on top
 
 
