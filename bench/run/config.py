@@ -634,7 +634,8 @@ def suite_from_dict(data: Mapping[str, Any], base: Path | None = None) -> Suite:
     if _depth(data) >= MAX_TOML_DEPTH:
         raise ConfigError(f"nested deeper than {MAX_TOML_DEPTH} levels")
     check_table(data, SUITE_KEYS, "suite")
-    suite = Suite(name=data.get("name", "custom"))
+    plain = ("name", "dtype", "epochs", "batch_size", "holdout", "standardize")  # as they are
+    suite = Suite(**{k: data[k] for k in plain if k in data})
     raw, tables = data.get("methods", "all"), {}
     if isinstance(raw, Mapping):  # [methods.NAME] tables, in order
         for name, table in raw.items():
@@ -672,8 +673,7 @@ def suite_from_dict(data: Mapping[str, Any], base: Path | None = None) -> Suite:
         plain = ("dataset", "name", "epochs", "batch_size", "holdout", "standardize", "task")
         problem = Problem(
             **{k: raw[k] for k in plain if k in raw},
-            targets=_names_or_none(raw.get("targets"), "targets"),
-            features=_names_or_none(raw.get("features"), "features"),
+            **{k: split_names(raw[k], k) for k in ("targets", "features") if k in raw},
             methods=own_methods, hparams=p_generic, method_hparams=p_method,
             seeds=_seeds(raw["seeds"], f"{where} seeds") if "seeds" in raw else None,
             schedule=_schedule(raw.get("schedule"), where),
@@ -693,11 +693,6 @@ def suite_from_dict(data: Mapping[str, Any], base: Path | None = None) -> Suite:
         method_hparams=per_method,
         sweep=dict(data.get("sweep", {})),
         execution={k: data[k] for k in EXECUTION_KEYS if k in data},
-        **{
-            k: data[k]
-            for k in ("dtype", "epochs", "batch_size", "holdout", "standardize")
-            if k in data
-        },
     )
 
 
@@ -733,10 +728,6 @@ def _method_table(method: optimizers.Method, table: Mapping[str, Any], where: st
         if rule is not None:
             rule.check(f"{name}.{key}", value, where)
     return {k: v for k, v in table.items() if k not in ("class", "batch")}
-
-
-def _names_or_none(value: Any, what: str) -> tuple[str, ...] | None:
-    return None if value is None else split_names(value, what)
 
 
 def _schedule(value: str | None, where: str) -> str | None:
