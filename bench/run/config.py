@@ -525,10 +525,9 @@ class Suite:
         if isinstance(wrapped, Mapping):
             inner = {**{k: v for k, v in wrapped.items() if k != "method"}, **inner}
             wrapped = wrapped.get("method")
-        batch_size = _first(flags.batch_size, hp.pop("batch_size", None), problem.batch_size,
-                            self.batch_size, method.batch_size)  # fmt: skip
-        if flags.method_hparams.get(name, {}).get("batch_size") is not None:
-            batch_size = flags.method_hparams[name]["batch_size"]
+        own_flag = flags.method_hparams.get(name, {}).get("batch_size")  # beats --batch-size
+        batch_size = _first(own_flag, flags.batch_size, hp.pop("batch_size", None),
+                            problem.batch_size, self.batch_size, method.batch_size)  # fmt: skip
         holdout = self._holdout(problem)
         n_train = split_sizes(problem.dataset, problem.targets, problem.features, holdout,
                               problem.task_name)[0]  # fmt: skip
@@ -569,7 +568,10 @@ def _first(*values: Any) -> Any:
 
 
 def _applies(key: str, method: optimizers.Method) -> bool:
-    """Whether a key given for every method applies to this one (module docstring)."""
+    """Whether a key given for every method applies to this one: `lr`, `schedule`, `groups`
+    always; `momentum`, `dampening` where the defaults have momentum (`--momentum 0.5` tunes heavy
+    ball and Nesterov, and leaves `gd` alone); `weight_decay`, `nesterov` where the defaults set
+    them; other keys where the method takes them."""
     if key in ("lr", "schedule", "groups"):
         return True
     if key in ("momentum", "dampening"):
