@@ -518,6 +518,8 @@ class Suite:
         )
         for table, own in layers:
             hp.update(table if own else {k: v for k, v in table.items() if _applies(k, method)})
+        for key in ("inner", "inner_hparams"):  # the spec's fields: dropped as hparams (as ever)
+            hp.pop(key, None)
         # A wrapper's inner method: `optimizer = "adam"` or `{method = "adam", lr = 0.001}`,
         # and `--hp la.optimizer.lr=...` for its own hyperparameters.
         inner = dict(flags.method_hparams.get(f"{name}.{method.wraps}", {})) if method.wraps else {}
