@@ -8,16 +8,19 @@ from. Nothing is rewritten afterwards: `Suite.spec_for` merges plain layers, lat
                     < flags for every method (--lr, --momentum, --hp lr=...) < --hp METHOD.key
 
 and the `RunSpec` it builds checks the combination. A key for every method applies where it
-makes sense (`_applies`: `--momentum 0.5` tunes heavy ball and Nesterov, not `gd`); a per-method
-table sets any key its method takes, and `batch_size`, `schedule`, `groups`. Methods are
-registered names (`all`: every built-in) or plug-ins by import path (`path/to/signsgd.py:SignSGD`,
-`torch.optim:RMSprop`), named `name=spec` or by the class name lower-cased, defined by their
-`[methods.NAME]` table or `--hp NAME.key=...` (`batch`, `batch_size`, hyperparameters, a
-wrapper's inner method `optimizer = "adam"`); definitions travel inside the suite and its specs.
-A relative path in a suite file is relative to the file's folder. A problem's unique name is its
-dataset's for the task's default model (`crops15`), else with the model (`crops15-mlp`), or the
-`name` a suite gives it; `--datasets NAME` is that dataset with `--model` (the suite's problem
-for that pair if there is one), `--problems` selects by name.
+makes sense (`_applies`); a per-method table sets any key its method takes, and `batch_size`,
+`schedule`, `groups`.
+
+Methods are registered names (`all`: every built-in) or plug-ins by import path
+(`path/to/signsgd.py:SignSGD`, `torch.optim:RMSprop`), named `name=spec` or by the class name
+lower-cased, defined by their `[methods.NAME]` table or `--hp NAME.key=...` (`batch`,
+`batch_size`, hyperparameters, a wrapper's inner method: `optimizer = "adam"`). Definitions
+travel inside the suite and its specs; a relative path in a suite file is relative to its folder.
+
+A problem's unique name is its dataset's for the task's default model (`crops15`), else with the
+model (`crops15-mlp`), or the `name` a suite gives it. `--datasets NAME` is that dataset with
+`--model` (the suite's problem for that pair if there is one); `--problems` selects by name.
+Tasks with their own data and model (`quadratic_deep`, the 2-D functions) keep them.
 """
 
 from __future__ import annotations
