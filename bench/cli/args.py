@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -34,7 +35,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _converted(flag: str, convert: Callable[[str], Any], what: str) -> Callable[[str], Any]:
-    """An argparse `type`: `convert(text)`, or a ConfigError naming the flag and `what`."""
+    """A flag's parser: `convert(text)`, or a ConfigError naming the flag and `what`."""
 
     def parse(text: str) -> Any:
         try:
@@ -45,87 +46,61 @@ def _converted(flag: str, convert: Callable[[str], Any], what: str) -> Callable[
     return parse
 
 
-def _float(flag: str) -> Callable[[str], float]:
-    return _converted(flag, float, "a number")
-
-
-def _int(flag: str) -> Callable[[str], int]:
-    return _converted(flag, int, "an integer")
+_float = partial(_converted, convert=float, what="a number")
+_int = partial(_converted, convert=int, what="an integer")
 
 
 def _add_suite_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", help="suite file (TOML); default: the default suite")
-    p.add_argument(
-        "--datasets",
-        help="comma list of dataset names, name:opt=val specs or .csv paths; each is that "
-        "dataset with --model (default linear)",
-    )
-    p.add_argument("--problems", help="comma list of the suite's problems by name (see list)")
-    p.add_argument("--targets", help="target columns of a CSV dataset (comma list)")
-    p.add_argument("--features", help="feature columns of a CSV dataset (default: other numeric)")
-    p.add_argument(
-        "--task", help="with --datasets: read CSV labels as regression (default) or classification"
-    )
-    p.add_argument(
-        "--model", help="linear, mlp, mlp:hidden=N, or a factory path/to/file.py:make_model"
-    )
-    p.add_argument(
-        "--methods",
-        help="comma list of methods, or 'all'; an entry with ':' is an optimizer class, e.g. "
-        "path/to/signsgd.py:SignSGD, torch.optim:RMSprop, or name=spec",
-    )
-    p.add_argument(
-        "--hp",
-        action="append",
-        help="hyperparameters: lr=0.01 (every method), signsgd.lr=0.01, adam.betas=0.9:0.99, "
+    """The flags of `run` and `sweep`: flag -> help. Values stay text for argparse; they are
+    parsed in `overrides_from_args` (and `bench.cli`)."""
+    flags = {
+        "--config": "suite file (TOML); default: the default suite",
+        "--datasets": "comma list of dataset names, name:opt=val specs or .csv paths; each is "
+        "that dataset with --model (default linear)",
+        "--problems": "comma list of the suite's problems by name (see list)",
+        "--targets": "target columns of a CSV dataset (comma list)",
+        "--features": "feature columns of a CSV dataset (default: other numeric)",
+        "--task": "with --datasets: read CSV labels as regression (default) or classification",
+        "--model": "linear, mlp, mlp:hidden=N, or a factory path/to/file.py:make_model",
+        "--methods": "comma list of methods, or 'all'; an entry with ':' is an optimizer class, "
+        "e.g. path/to/signsgd.py:SignSGD, torch.optim:RMSprop, or name=spec",
+        "--hp": "hyperparameters: lr=0.01 (every method), signsgd.lr=0.01, adam.betas=0.9:0.99, "
         "signsgd.batch=full|single|mini, signsgd.batch_size=8 (repeatable)",
-    )
-    p.add_argument(
-        "--impl",
-        help="comma list of scratch, torch, torch-foreach, torch-fused (where a method has "
+        "--impl": "comma list of scratch, torch, torch-foreach, torch-fused (where a method has "
         "it; a plug-in always runs as itself)",
-    )
-    p.add_argument(
-        "--schedule",
-        help="learning-rate schedule of every method: constant (default), cosine, linear, step, "
-        "with options NAME:warmup=100,final=0.1, or an LRScheduler by import path "
+        "--schedule": "learning-rate schedule of every method: constant (default), cosine, "
+        "linear, step, with options NAME:warmup=100,final=0.1, or an LRScheduler by import path "
         "(torch.optim.lr_scheduler:StepLR:step_size=100); per method: --hp NAME.schedule=...",
-    )
-    p.add_argument("--epochs", type=str)
-    p.add_argument("--lr", type=str, help="learning rate for every method")
-    p.add_argument("--momentum", type=str, help="momentum of the methods that have momentum")
-    p.add_argument("--weight-decay", type=str, help="weight decay of the methods that have it")
-    p.add_argument("--batch-size", type=str, help="batch size of the minibatch methods")
-    p.add_argument("--devices", help="auto (cpu + cuda if present), cpu, cuda, or a comma list")
-    p.add_argument("--dtype", help="float32 (default) or float64")
-    p.add_argument("--seeds", help="comma list of seeds, e.g. 0,1,2")
-    p.add_argument("--holdout", type=str, help="hold-out fraction in [0, 1); 0 = none")
-    p.add_argument(
-        "--standardize",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="standardise features with training-set statistics",
-    )
-    p.add_argument("--executor", help=f"how runs are executed: {', '.join(executors.EXECUTORS)}")
-    p.add_argument("--workers", help="dask: local worker processes (default: the machine's cores)")
-    p.add_argument("--scheduler", help="dask: address of an existing scheduler, tcp://host:port")
-    p.add_argument("--threads", help="torch intra-op threads per run (default 1)")
-    p.add_argument(
-        "--engine",
-        help="what computes the runs: per-run (run's default) or vectorised (sweep's default: "
-        "compatible runs as one program; anything else falls back to per-run)",
-    )
-    p.add_argument("--timeout", help="seconds a run may take before it is stopped (status timeout)")
-    p.add_argument("--out", help="output folder (new, empty, or an earlier optbench output)")
-    p.add_argument(
-        "--fresh", action="store_true", help="recompute every run instead of reusing the store"
-    )
-    p.add_argument("--max-runs", help=f"refuse more runs than this (default {MAX_RUNS})")
-    p.add_argument(
-        "--timing-budget",
-        help="seconds for measuring each run's cost per epoch after the runs (default 20; 0: "
-        "not measured)",
-    )
+        "--epochs": None,
+        "--lr": "learning rate for every method",
+        "--momentum": "momentum of the methods that have momentum",
+        "--weight-decay": "weight decay of the methods that have it",
+        "--batch-size": "batch size of the minibatch methods",
+        "--devices": "auto (cpu + cuda if present), cpu, cuda, or a comma list",
+        "--dtype": "float32 (default) or float64",
+        "--seeds": "comma list of seeds, e.g. 0,1,2",
+        "--holdout": "hold-out fraction in [0, 1); 0 = none",
+        "--standardize": "standardise features with training-set statistics",
+        "--executor": f"how runs are executed: {', '.join(executors.EXECUTORS)}",
+        "--workers": "dask: local worker processes (default: the machine's cores)",
+        "--scheduler": "dask: address of an existing scheduler, tcp://host:port",
+        "--threads": "torch intra-op threads per run (default 1)",
+        "--engine": "what computes the runs: per-run (run's default) or vectorised (sweep's "
+        "default: compatible runs as one program; anything else falls back to per-run)",
+        "--timeout": "seconds a run may take before it is stopped (status timeout)",
+        "--out": "output folder (new, empty, or an earlier optbench output)",
+        "--fresh": "recompute every run instead of reusing the store",
+        "--max-runs": f"refuse more runs than this (default {MAX_RUNS})",
+        "--timing-budget": "seconds for measuring each run's cost per epoch after the runs "
+        "(default 20; 0: not measured)",
+    }
+    actions = {
+        "--hp": {"action": "append"},
+        "--standardize": {"action": argparse.BooleanOptionalAction, "default": None},
+        "--fresh": {"action": "store_true"},
+    }
+    for flag, text in flags.items():
+        p.add_argument(flag, help=text, **actions.get(flag, {}))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -144,23 +119,23 @@ def build_parser() -> argparse.ArgumentParser:
     listing.add_argument("--config", help="suite file whose problems to list")
     parity = sub.add_parser("parity", help="write parity.csv (scratch vs torch.optim)")
     parity.add_argument("--out", default="results/parity")
-    parity.add_argument("--steps", type=str, default="100", help=f"<= {MAX_PARITY_STEPS}")
+    parity.add_argument("--steps", default="100", help=f"<= {MAX_PARITY_STEPS}")
     report = sub.add_parser("report", help="rebuild a run or sweep folder's outputs from its store")
     report.add_argument("dir", help="an output folder of `run` or `sweep`")
     return parser
 
 
-def _given(value: str | None) -> bool:
-    return value is not None  # empty values were refused in main(), never silently ignored
+def _given(text: str | None, parse: Callable[..., Any], *args: Any) -> Any:
+    """`parse(text, *args)`, or None for a flag not given (an empty one was refused already)."""
+    return None if text is None else parse(text, *args)
 
 
 def overrides_from_args(args: argparse.Namespace, suite: Suite) -> Overrides:
     """The flags as plain values, each parsed strictly; plug-ins in --methods loaded with
     their `--hp NAME.key` definitions (a suite's plug-ins are known by name)."""
     generic, per_method = config.parse_hp(args.hp or [])
-    g = _given
     methods, plugins = None, {}
-    if g(args.methods):
+    if args.methods is not None:
         methods, known = config.resolve_methods(
             args.methods, "--methods", suite.plugins, None, per_method
         )
@@ -171,26 +146,27 @@ def overrides_from_args(args: argparse.Namespace, suite: Suite) -> Overrides:
                 f"--hp: {name}.batch: only a plug-in given in --methods takes a batch regime "
                 "here (a suite's plug-in: its [methods] table)"
             )
+    names = config.split_names
     return Overrides(
-        datasets=config.split_names(args.datasets, "--datasets") if g(args.datasets) else None,
-        problems=config.split_names(args.problems, "--problems") if g(args.problems) else None,
-        targets=config.split_names(args.targets, "--targets") if g(args.targets) else None,
-        features=config.split_names(args.features, "--features") if g(args.features) else None,
+        datasets=_given(args.datasets, names, "--datasets"),
+        problems=_given(args.problems, names, "--problems"),
+        targets=_given(args.targets, names, "--targets"),
+        features=_given(args.features, names, "--features"),
         model=config.resolve_model(args.model, Path.cwd()),
         methods=methods,
-        impls=config.parse_impls(args.impl) if g(args.impl) else None,
-        epochs=_int("--epochs")(args.epochs) if g(args.epochs) else None,
-        lr=_float("--lr")(args.lr) if g(args.lr) else None,
-        momentum=_float("--momentum")(args.momentum) if g(args.momentum) else None,
-        weight_decay=_float("--weight-decay")(args.weight_decay) if g(args.weight_decay) else None,
-        batch_size=_int("--batch-size")(args.batch_size) if g(args.batch_size) else None,
-        devices=resolve_devices(args.devices) if g(args.devices) else None,
+        impls=_given(args.impl, config.parse_impls),
+        epochs=_given(args.epochs, _int("--epochs")),
+        lr=_given(args.lr, _float("--lr")),
+        momentum=_given(args.momentum, _float("--momentum")),
+        weight_decay=_given(args.weight_decay, _float("--weight-decay")),
+        batch_size=_given(args.batch_size, _int("--batch-size")),
+        devices=_given(args.devices, resolve_devices),
         dtype=args.dtype,
-        seeds=parse_int_list(args.seeds, "--seeds") if g(args.seeds) else None,
-        holdout=_float("--holdout")(args.holdout) if g(args.holdout) else None,
+        seeds=_given(args.seeds, parse_int_list, "--seeds"),
+        holdout=_given(args.holdout, _float("--holdout")),
         standardize=args.standardize,
         task=args.task,
-        schedule=schedules.canonical(args.schedule, "--schedule") if g(args.schedule) else None,
+        schedule=_given(args.schedule, schedules.canonical, "--schedule"),
         hparams=generic,
         method_hparams={
             m: {k: v for k, v in t.items() if k != "batch"}

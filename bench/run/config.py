@@ -1,36 +1,26 @@
 """What to run: a suite file (TOML) with the command line on top, planned into `RunSpec`s.
 
-This module is all of configuration. Values enter in two ways, a suite file's tables and the
-command line's flags (`Overrides`, parsed by `bench.cli.args`); each key's rule (type, range)
-is written once, in `RULES`, and checked where the value enters, naming where it came from.
-Nothing is rewritten afterwards: `Suite.spec_for` merges the layers of plain data, later wins,
+Values enter as a suite file's tables or as flags (`Overrides`, parsed by `bench.cli.args`); each
+key's rule is written once (`RULES`) and checked where the value enters, naming where it came
+from. Nothing is rewritten afterwards: `Suite.spec_for` merges plain layers, later winning,
 
     method defaults < suite < problem < the suite's and the problem's per-method tables
                     < flags for every method (--lr, --momentum, --hp lr=...) < --hp METHOD.key
 
-and the `RunSpec` it builds checks the combination (the optimizer's own checks included).
+and the `RunSpec` it builds checks the combination. A key for every method applies where it
+makes sense (`_applies`); a per-method table sets any key its method takes, and `batch_size`,
+`schedule`, `groups`.
 
-A key given for every method applies where it makes sense: `lr` everywhere; `momentum` and
-`dampening` to the methods whose defaults have momentum (so `--momentum 0.5` tunes heavy ball
-and Nesterov without turning `gd` into heavy ball); `weight_decay` and `nesterov` where the
-method's defaults set them; other keys where the method takes them. A per-method table sets any
-key its method takes, and `batch_size`, `schedule`, `groups` (`bench.run.optim`,
-`bench.run.schedules`).
+Methods are registered names (`all`: every built-in) or plug-ins by import path
+(`path/to/signsgd.py:SignSGD`, `torch.optim:RMSprop`), named `name=spec` or by the class name
+lower-cased, defined by their `[methods.NAME]` table or `--hp NAME.key=...` (`batch`,
+`batch_size`, hyperparameters, a wrapper's inner method: `optimizer = "adam"`). Definitions
+travel inside the suite and its specs; a relative path in a suite file is relative to its folder.
 
-Methods are registered names (`all`: every built-in) or plug-ins, entries with a `:`: a class or
-factory by import path (`path/to/signsgd.py:SignSGD`, `torch.optim:RMSprop`), named `name=spec`
-or by the class name lower-cased. A plug-in's definition (`batch`: mini, full or single;
-`batch_size`; its hyperparameters; a wrapper's inner method under its first argument's name,
-`optimizer = "adam"` or `{method = "adam", lr = 0.001}`) comes from its `[methods.NAME]` table or
-from `--hp NAME.key=...`. Definitions travel inside the suite and its specs, never in a
-process-wide registry. A relative path in a suite file is relative to the file's folder.
-
-Problems: every problem has a unique name, the dataset's name for its task's default model
-(`crops15`, `quadratic_deep`), with the model appended otherwise (`crops15-mlp`), or the `name`
-a suite gives it. `--datasets NAME` means that dataset with `--model` (default linear), taking
-the suite's problem for that exact (dataset, model) when there is one; `--problems` selects by
-name. Tasks that bring their own data and model (`quadratic_deep`, the 2-D functions) keep their
-fixed hold-out, their model, and (the 2-D functions) full batches.
+A problem's unique name is its dataset's for the task's default model (`crops15`), else with the
+model (`crops15-mlp`), or the `name` a suite gives it. `--datasets NAME` is that dataset with
+`--model` (the suite's problem for that pair if there is one); `--problems` selects by name.
+Tasks with their own data and model (`quadratic_deep`, the 2-D functions) keep them.
 """
 
 from __future__ import annotations
@@ -60,16 +50,13 @@ from bench.schema import freeze_hparams, problem_name
 DEFAULT_SUITE = Path(__file__).resolve().parent.parent / "suites" / "default.toml"
 DEFAULT_SEEDS = (0, 1, 2)
 MAX_EPOCHS = 1_000_000  # a typo such as --epochs 1e9 would run for days before saying anything
-MAX_SEEDS = 1_000
-MAX_SEED = 2**32 - 1
+MAX_SEEDS, MAX_SEED = 1_000, 2**32 - 1
 MAX_RUNS = 10_000  # runs of one command, unless --max-runs raises it
 MAX_PARITY_STEPS = 100_000
 MAX_TOML_DEPTH = 32
 EXECUTION_KEYS = ("executor", "workers", "scheduler", "threads", "timeout", "engine")
-DEFINITION_KEYS = ("class", "batch")  # a plug-in's table: besides hyperparameters
 METHOD_KEYS = ("batch_size", "schedule", "groups")  # per-method settings that are not hparams
 
-# ----------------------------------------------------------------------------------------------
 # Rules: what each key must be (scikit-learn's declarative `_parameter_constraints`)
 
 
@@ -80,9 +67,8 @@ class Rule:
 
     def check(self, key: str, value: Any, where: str = "") -> Any:
         if not self.test(value):
-            raise ConfigError(
-                f"{where + ': ' if where else ''}{key} must be {self.what}, got {value!r}"
-            )
+            where = f"{where}: " if where else ""
+            raise ConfigError(f"{where}{key} must be {self.what}, got {value!r}")
         return value
 
 
@@ -94,57 +80,41 @@ def _num(v: Any) -> bool:
     return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
 
 
-def _names(v: Any) -> bool:
-    return isinstance(v, str) or (isinstance(v, list) and all(isinstance(x, str) for x in v))
-
-
-def _int_in(lo: int, hi: int | None = None) -> Rule:
-    what = f"an integer in [{lo}, {hi}]" if hi is not None else f"an integer >= {lo}"
-    return Rule(what, lambda v: _int(v) and v >= lo and (hi is None or v <= hi))
-
-
 STRING = Rule("a string", lambda v: isinstance(v, str))
 TABLE = Rule("a table", lambda v: isinstance(v, Mapping))
-NAMES = Rule("a list of names or a comma-separated string", _names)
-SEEDS = Rule(
-    f"a list of at most {MAX_SEEDS} distinct integers in [0, {MAX_SEED}]",
-    lambda v: isinstance(v, list | tuple) and 0 < len(v) <= MAX_SEEDS
-    and all(_int(s) and 0 <= s <= MAX_SEED for s in v),
-)  # fmt: skip
+NAMES = Rule(
+    "a list of names or a comma-separated string",
+    lambda v: isinstance(v, str) or (isinstance(v, list) and all(isinstance(x, str) for x in v)),
+)
+BOOL = Rule("true or false (a TOML boolean, not a string)", lambda v: isinstance(v, bool))
+AT_LEAST_1 = Rule("an integer >= 1", lambda v: _int(v) and v >= 1)
 RULES: dict[str, Rule] = {
-    "name": STRING,
-    "dataset": STRING,
-    "model": STRING,
-    "task": STRING,
+    **dict.fromkeys(("name", "dataset", "model", "task", "schedule"), STRING),
+    **dict.fromkeys(("executor", "scheduler", "engine"), STRING),
+    **dict.fromkeys(("impl", "devices", "targets", "features"), NAMES),
+    **dict.fromkeys(("hparams", "sweep"), TABLE),
+    **dict.fromkeys(("batch_size", "workers", "threads"), AT_LEAST_1),
+    "standardize": BOOL,
     "dtype": Rule(f"one of {', '.join(DTYPES)}", lambda v: v in DTYPES),
     "methods": Rule(
         "a list of names, a comma-separated string or a table of [methods.NAME] tables",
-        lambda v: _names(v) or isinstance(v, Mapping),
+        lambda v: NAMES.test(v) or isinstance(v, Mapping),
     ),
-    "impl": NAMES,
-    "devices": NAMES,
-    "targets": NAMES,
-    "features": NAMES,
-    "seeds": SEEDS,
-    "epochs": _int_in(1, MAX_EPOCHS),
-    "batch_size": _int_in(1),
+    "seeds": Rule(
+        f"a list of at most {MAX_SEEDS} distinct integers in [0, {MAX_SEED}]",
+        lambda v: (
+            isinstance(v, list | tuple)
+            and 0 < len(v) <= MAX_SEEDS
+            and all(_int(s) and 0 <= s <= MAX_SEED for s in v)
+        ),
+    ),
+    "epochs": Rule(f"an integer in [1, {MAX_EPOCHS}]", lambda v: _int(v) and 1 <= v <= MAX_EPOCHS),
     "holdout": Rule("a number in [0, 1)", lambda v: _num(v) and 0 <= v < 1),
-    "standardize": Rule(
-        "true or false (a TOML boolean, not a string)", lambda v: isinstance(v, bool)
-    ),
-    "schedule": STRING,
-    "hparams": TABLE,
     "problems": Rule(
         "an array of tables ([[problems]])",
         lambda v: isinstance(v, list) and all(isinstance(p, Mapping) for p in v),
     ),
-    "sweep": TABLE,
-    "executor": STRING,
-    "workers": _int_in(1),
-    "scheduler": STRING,
-    "threads": _int_in(1),
     "timeout": Rule("a number of seconds > 0", lambda v: _num(v) and v > 0),
-    "engine": STRING,
 }
 SUITE_KEYS = frozenset(RULES) - {"dataset", "task", "targets", "features"}
 PROBLEM_KEYS = frozenset(
@@ -155,11 +125,9 @@ PROBLEM_KEYS = frozenset(
 
 def check_table(table: Mapping[str, Any], keys: Iterable[str], where: str) -> None:
     """Unknown keys, then each key's rule; the first problem is a ConfigError."""
-    bad = sorted(set(table) - set(keys))
+    bad, allowed = sorted(set(table) - set(keys)), ", ".join(sorted(keys))
     if bad:
-        raise ConfigError(
-            f"{where}: unknown key {', '.join(bad)}; allowed: {', '.join(sorted(keys))}"
-        )
+        raise ConfigError(f"{where}: unknown key {', '.join(bad)}; allowed: {allowed}")
     for key, value in table.items():
         RULES[key].check(key, value, where if where != "suite" else "")
 
@@ -168,7 +136,7 @@ def _hparam_rule(method: optimizers.Method, key: str) -> Rule | None:
     """A hyperparameter takes the kind of its default (boolean, number, tuple of numbers)."""
     default = method.resolve().get(key) if key in method.hparam_names else None
     if isinstance(default, bool):
-        return RULES["standardize"]
+        return BOOL
     if isinstance(default, int | float):
         return Rule("a finite number", _num)
     if isinstance(default, tuple):
@@ -192,7 +160,16 @@ def split_names(value: Any, what: str) -> tuple[str, ...]:
     return tuple(items)
 
 
-# ----------------------------------------------------------------------------------------------
+def check_seeds(seeds: Sequence[int], what: str) -> None:
+    """Seeds given on the command line: at most MAX_SEEDS distinct ones in [0, MAX_SEED]."""
+    if len(seeds) > MAX_SEEDS:
+        raise ConfigError(f"{what}: {len(seeds)} seeds, more than the limit of {MAX_SEEDS}")
+    for s in seeds:
+        if not 0 <= s <= MAX_SEED:
+            raise ConfigError(f"{what}: seeds must be in [0, {MAX_SEED}], got {s}")
+    no_duplicates(seeds, what)
+
+
 # Command-line values: `--hp key=value,...`
 
 _INT = re.compile(r"[+-]?\d+")
@@ -232,10 +209,8 @@ def _top_level_split(text: str) -> list[str]:
     for i, ch in enumerate(text):
         if ch == '"':
             quoted = not quoted
-        elif not quoted and ch in "[{":
-            depth += 1
-        elif not quoted and ch in "]}":
-            depth -= 1
+        elif not quoted and ch in "[{]}":
+            depth += 1 if ch in "[{" else -1
         elif not quoted and depth == 0 and ch == ",":
             parts.append(text[start:i])
             start = i + 1
@@ -245,30 +220,25 @@ def _top_level_split(text: str) -> list[str]:
 
 def parse_hp(texts: Iterable[str]) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
     """`--hp` flags -> (for every method, per method): `lr=0.1,adam.betas=0.9:0.99`. The method
-    is what precedes the last dot (`la.optimizer.lr`: key `lr` of method `la.optimizer`, i.e.
-    of `la`'s inner method)."""
+    is what precedes the last dot (`la.optimizer.lr`: `lr` of `la`'s inner method)."""
     generic: dict[str, Any] = {}
     per_method: dict[str, dict[str, Any]] = {}
-    for text in texts:
-        for item in _top_level_split(text):
-            key, sep, value = (s.strip() for s in item.partition("="))
-            if not sep or not key:
-                raise ConfigError(f"--hp: expected key=value, got {item!r}")
-            method, dot, name = key.rpartition(".")
-            if dot and not method:
-                raise ConfigError(f"--hp: empty method name in {key!r}")
-            if not name.isidentifier():
-                raise ConfigError(f"--hp: {name!r} is not a hyperparameter name")
-            table = per_method.setdefault(method, {}) if dot else generic
-            if name in table:
-                raise ConfigError(f"--hp: {key} given twice")
-            # Words, kept as text: a batch regime, a schedule, a groups preset, a wrapper's
-            # inner method (`la.optimizer=adam`); other text values are JSON strings.
-            word = name in ("batch", "schedule", "groups") or optimizers.takes_optimizer(name)
-            if word and value[:1] != "{":
-                table[name] = value
-            else:
-                table[name] = parse_value(value, f"--hp {key}")
+    for item in [item for text in texts for item in _top_level_split(text)]:
+        key, sep, value = (s.strip() for s in item.partition("="))
+        if not sep or not key:
+            raise ConfigError(f"--hp: expected key=value, got {item!r}")
+        method, dot, name = key.rpartition(".")
+        if dot and not method:
+            raise ConfigError(f"--hp: empty method name in {key!r}")
+        if not name.isidentifier():
+            raise ConfigError(f"--hp: {name!r} is not a hyperparameter name")
+        table = per_method.setdefault(method, {}) if dot else generic
+        if name in table:
+            raise ConfigError(f"--hp: {key} given twice")
+        # Words, kept as text: a batch regime, a schedule, a groups preset, a wrapper's inner
+        # method (`la.optimizer=adam`); other text values are JSON strings.
+        word = name in ("batch", "schedule", "groups") or optimizers.takes_optimizer(name)
+        table[name] = value if word and value[:1] != "{" else parse_value(value, f"--hp {key}")
     for key in ("batch", "batch_size", "class"):
         if key in generic:
             hint = "--batch-size" if key == "batch_size" else f"METHOD.{key}=..."
@@ -276,7 +246,6 @@ def parse_hp(texts: Iterable[str]) -> tuple[dict[str, Any], dict[str, dict[str, 
     return generic, per_method
 
 
-# ----------------------------------------------------------------------------------------------
 # Methods: built-in names and plug-in definitions
 
 
@@ -295,16 +264,22 @@ class Plugin:
         return optim.method_def(self.name, self.path, self.hparams, self.batch, self.batch_size)
 
 
-def load_plugin(
-    entry: str, name: str | None, definition: Mapping[str, Any] | None, base: Path | None
-) -> Plugin:
+def _absolute(spec: str, base: Path | None) -> str:
+    """`file.py:attr` with a relative file made absolute against `base` (a suite's folder)."""
+    target, sep, attr = spec.rpartition(":")
+    if base is not None and sep and (target.endswith(".py") or "/" in target):
+        return f"{(base / target).resolve()}:{attr}"
+    return spec
+
+
+def load_plugin(entry: str, name: str | None, definition: Mapping[str, Any] | None,
+                base: Path | None) -> Plugin:  # fmt: skip
     """Load and check one plug-in: `entry` (an import path) with its definition (a
     `[methods.NAME]` table or the `--hp NAME.` keys): batch, batch_size, hyperparameters."""
-    options = {k: v for k, v in (definition or {}).items() if k not in ("class", *METHOD_KEYS)}
-    batch = options.pop("batch", "mini")
-    target, sep, attr = entry.rpartition(":")
-    if base is not None and sep and (target.endswith(".py") or "/" in target):
-        entry = f"{(base / target).resolve()}:{attr}"  # relative to the suite file's folder
+    definition = definition or {}
+    options = {k: v for k, v in definition.items() if k not in ("class", *METHOD_KEYS)}
+    batch, batch_size = options.pop("batch", "mini"), definition.get("batch_size")
+    entry = _absolute(entry, base)
     try:
         path = optimizers.loading.parse_spec(entry)
         wraps = optimizers.wrapped_argument(optimizers.loading.load_constructor(entry))
@@ -315,11 +290,9 @@ def load_plugin(
     if name in optimizers.BUILTIN_METHODS:
         how = "another name" if name != default else f"--methods NAME={entry}"
         raise ConfigError(f"plug-in {entry!r}: {name!r} is a built-in method's name; use {how}")
-    if not isinstance(batch, str) or batch not in optimizers.BATCH_REGIMES:
-        raise ConfigError(
-            f"{name}: batch must be one of {', '.join(optimizers.BATCH_REGIMES)}, got {batch!r}"
-        )
-    batch_size = (definition or {}).get("batch_size")
+    if batch not in optimizers.BATCH_REGIMES:
+        regimes = ", ".join(optimizers.BATCH_REGIMES)
+        raise ConfigError(f"{name}: batch must be one of {regimes}, got {batch!r}")
     if batch != "mini" and batch_size is not None:
         raise ConfigError(f"{name}: batch_size applies to batch 'mini' only, not {batch!r}")
     options.pop(wraps, None)  # the inner method: a setting of the runs, not a default
@@ -332,7 +305,48 @@ def load_plugin(
     return Plugin(name, path.spec, batch, method.batch_size, freeze_hparams(options))
 
 
-# ----------------------------------------------------------------------------------------------
+def resolve_methods(value: Any, where: str, plugins: Mapping[str, Plugin], base: Path | None = None,
+                    definitions: Mapping[str, Mapping[str, Any]] | None = None
+                    ) -> tuple[tuple[str, ...], dict[str, Plugin]]:  # fmt: skip
+    """(names, plugins) of a methods list: `all`, registered names, plug-in entries
+    `[name=]path:Class` (loaded with their `definitions[name]`), names of known plug-ins."""
+    names: list[str] = []
+    plugins = dict(plugins)
+    for entry in split_names(value, where):
+        if entry == "all":
+            names += [n for n in optimizers.names() if n in optimizers.BUILTIN_METHODS]
+        elif ":" in entry:
+            given, sep, spec = (s.strip() for s in entry.partition("="))
+            if not sep or ":" in given or "/" in given:
+                given, spec = "", entry
+            default = spec.rpartition(":")[2].rpartition(".")[2].lower()
+            plugin = load_plugin(
+                spec, given or None, (definitions or {}).get(given or default), base
+            )
+            plugins[plugin.name] = plugin
+            names.append(plugin.name)
+        else:
+            if entry not in plugins:
+                optim.method_def(entry)  # an unknown name lists the known ones
+            names.append(entry)
+    no_duplicates(names, where)
+    return tuple(names), plugins
+
+
+def parse_impls(value: Any) -> tuple[str, ...]:
+    names = split_names(value, "impl")
+    no_duplicates(names, "impl")
+    for n in names:
+        if n not in optimizers.ALL_IMPLS:
+            raise ConfigError(f"unknown impl {n!r}; known: {', '.join(optimizers.ALL_IMPLS)}")
+    return names
+
+
+def resolve_model(value: str | None, base: Path | None) -> str | None:
+    """A model name, or a factory spec with a relative file made absolute against `base`."""
+    return _absolute(value, base) if value is not None and models.is_plugin(value) else value
+
+
 # Problems and suites
 
 
@@ -364,17 +378,19 @@ class Problem:
     def task_def(self) -> Task:
         return tasks.get(self.task_name)
 
+    def data(self) -> Any:
+        return load_dataset(self.dataset, self.targets, self.features, self.task_name)
+
     @property
     def label(self) -> str:
         """The problem's unique name in its suite (and in every table)."""
         if self.name:
             return self.name
-        name = load_dataset(self.dataset, self.targets, self.features, self.task_name).name
+        name = self.data().name
         if self.model == self.task_def.default_model:
             return name
-        if models.is_plugin(self.model):
-            return problem_name(name, ModelSpec.parse(self.model).label)
-        return problem_name(name, self.model)
+        model = ModelSpec.parse(self.model).label if models.is_plugin(self.model) else self.model
+        return problem_name(name, model)
 
     def with_model(self, model: str | None) -> Problem:
         """This problem with `model` (None: its task's default) where its task has a model
@@ -457,22 +473,17 @@ class Suite:
 
     def method(self, name: str) -> optimizers.Method:
         """A method of this suite: a plug-in it defines, or a registered one."""
-        if name in self.plugins:
-            return self.plugins[name].method
-        return optim.method_def(name)
+        return self.plugins[name].method if name in self.plugins else optim.method_def(name)
 
-    def methods_of(self, problem: Problem) -> tuple[str, ...]:
-        return problem.methods or self.methods
-
-    def impls_of(self, method_name: str) -> tuple[str, ...]:
+    def impls_of(self, name: str) -> tuple[str, ...]:
         """The suite's impls this method has; a plug-in's own one (it has no other)."""
-        method = self.method(method_name)
+        method = self.method(name)
         if method.impls == (optimizers.PLUGIN,):
             return method.impls
         own = tuple(i for i in self.impls if i in method.impls)
         if not own:
             raise ConfigError(
-                f"method {method_name!r} has none of the implementations {', '.join(self.impls)}; "
+                f"method {name!r} has none of the implementations {', '.join(self.impls)}; "
                 f"it has: {', '.join(method.impls)}"
             )
         return own
@@ -482,7 +493,7 @@ class Suite:
         specs = [
             self.spec_for(problem, name, impl, device, seed)
             for problem in self.problems
-            for name in self.methods_of(problem)
+            for name in problem.methods or self.methods
             for impl in self.impls_of(name)
             for device in self.devices
             for seed in problem.seeds or self.seeds
@@ -491,50 +502,41 @@ class Suite:
             raise ConfigError("the suite selects no runs (no problems or no methods)")
         return specs
 
-    def settings(self, problem: Problem, name: str) -> dict[str, Any]:
-        """A method's merged settings on a problem: hyperparameters and the per-method keys
-        (batch_size, schedule, groups, inner), later layers winning (module docstring)."""
-        method = self.method(name)
-        out: dict[str, Any] = {"lr": method.resolve().get("lr"), **method.hparams}
-        if out["lr"] is None:
-            del out["lr"]  # a plug-in without a default lr: the suite must give one
-        layers = (
+    def spec_for(self, problem: Problem, name: str, impl: str, device: str, seed: int) -> RunSpec:
+        """The run of a problem x method x impl x device x seed (a plug-in's impl is its own),
+        its settings merged from the layers (module docstring), later winning."""
+        method, plugin, flags = self.method(name), self.plugins.get(name), self.flags
+        hp: dict[str, Any] = {"lr": method.resolve().get("lr"), **method.hparams}
+        if hp["lr"] is None:
+            del hp["lr"]  # a plug-in without a default lr: the suite must give one
+        layers = (  # (table, whether it is the method's own)
             ({"schedule": self.schedule, **self.hparams}, False),
             ({"schedule": problem.schedule} if problem.schedule else {}, False),
             (problem.hparams, False),
             (self.method_hparams.get(name, {}), True),
             (problem.method_hparams.get(name, {}), True),
-            ({"schedule": self.flags.schedule} if self.flags.schedule else {}, False),
-            (self.flags.generic, False),
-            (self.flags.method_hparams.get(name, {}), True),
+            ({"schedule": flags.schedule} if flags.schedule else {}, False),
+            (flags.generic, False),
+            (flags.method_hparams.get(name, {}), True),
         )
-        inner: dict[str, Any] = {}
         for table, own in layers:
-            out.update(table if own else {k: v for k, v in table.items() if _applies(k, method)})
-            if own and method.wraps:  # `--hp la.optimizer.lr=...`: the inner method's own
-                inner.update(self.flags.method_hparams.get(f"{name}.{method.wraps}", {}))
-        value = out.pop(method.wraps, None) if method.wraps else None
-        if isinstance(value, Mapping):  # optimizer = {method = "adam", lr = 0.001}
-            inner = {**{k: v for k, v in value.items() if k != "method"}, **inner}
-            value = value.get("method")
-        out["inner"], out["inner_hparams"] = value or "", inner
-        return out
-
-    def spec_for(self, problem: Problem, name: str, impl: str, device: str, seed: int) -> RunSpec:
-        """The run of a problem x method x impl x device x seed (a plug-in's impl is its own)."""
-        method = self.method(name)
-        plugin = self.plugins.get(name)
-        task = problem.task_def
-        hp = self.settings(problem, name)
-        flags = self.flags
-        batch_size = _first(flags.batch_size, hp.pop("batch_size", None), problem.batch_size,
-                            self.batch_size, method.batch_size)  # fmt: skip
-        if flags.method_hparams.get(name, {}).get("batch_size") is not None:
-            batch_size = flags.method_hparams[name]["batch_size"]
-        holdout = _holdout(self, problem)
+            hp.update(table if own else {k: v for k, v in table.items() if _applies(k, method)})
+        for key in ("inner", "inner_hparams"):  # the spec's fields: dropped as hparams (as ever)
+            hp.pop(key, None)
+        # A wrapper's inner method: `optimizer = "adam"` or `{method = "adam", lr = 0.001}`,
+        # and `--hp la.optimizer.lr=...` for its own hyperparameters.
+        inner = dict(flags.method_hparams.get(f"{name}.{method.wraps}", {})) if method.wraps else {}
+        wrapped = hp.pop(method.wraps, None) if method.wraps else None
+        if isinstance(wrapped, Mapping):
+            inner = {**{k: v for k, v in wrapped.items() if k != "method"}, **inner}
+            wrapped = wrapped.get("method")
+        own_flag = flags.method_hparams.get(name, {}).get("batch_size")  # beats --batch-size
+        batch_size = _first(own_flag, flags.batch_size, hp.pop("batch_size", None),
+                            problem.batch_size, self.batch_size, method.batch_size)  # fmt: skip
+        holdout = self._holdout(problem)
         n_train = split_sizes(problem.dataset, problem.targets, problem.features, holdout,
                               problem.task_name)[0]  # fmt: skip
-        if method.batch == "full" or task.full_batch:
+        if method.batch == "full" or problem.task_def.full_batch:
             batch_size = n_train
         elif method.batch == "single":
             batch_size = 1
@@ -546,30 +548,24 @@ class Suite:
         standardize = _first(flags.standardize, problem.standardize, self.standardize)
         schedule = hp.pop("schedule", schedules.CONSTANT)
         groups = optim.parse_groups(hp.pop("groups", None), method, f"{name}.groups")
-        inner, inner_hp = hp.pop("inner"), hp.pop("inner_hparams")
         return RunSpec(
-            dataset=problem.dataset,
-            problem=problem.label,
-            method=name,
-            impl=optimizers.PLUGIN if plugin else impl,
-            model=problem.model,
-            hparams=freeze_hparams(hp),
-            batch_size=batch_size,
-            epochs=_first(flags.epochs, problem.epochs, self.epochs),
-            device=device,
-            dtype=self.dtype,
-            seed=seed,
-            holdout=holdout,
+            dataset=problem.dataset, problem=problem.label, method=name,
+            impl=optimizers.PLUGIN if plugin else impl, model=problem.model,
+            hparams=freeze_hparams(hp), batch_size=batch_size,
+            epochs=_first(flags.epochs, problem.epochs, self.epochs), device=device,
+            dtype=self.dtype, seed=seed, holdout=holdout,
             standardize=bool(standardize) and fixed_holdout(problem.dataset) is None,
-            targets=problem.targets,
-            features=problem.features,
-            task=problem.task_name,
-            optimizer=plugin.path if plugin else "",
-            inner=inner,
-            inner_hparams=freeze_hparams(inner_hp),
-            schedule=schedule,
-            groups=groups,
-        )
+            targets=problem.targets, features=problem.features, task=problem.task_name,
+            optimizer=plugin.path if plugin else "", inner=wrapped or "",
+            inner_hparams=freeze_hparams(inner), schedule=schedule, groups=groups,
+        )  # fmt: skip
+
+    def _holdout(self, problem: Problem) -> float:
+        fixed = fixed_holdout(problem.dataset)
+        if fixed is not None:
+            return fixed
+        value = _first(self.flags.holdout, problem.holdout, self.holdout)
+        return float(value if value is not None else problem.data().default_holdout)
 
 
 def _first(*values: Any) -> Any:
@@ -577,7 +573,10 @@ def _first(*values: Any) -> Any:
 
 
 def _applies(key: str, method: optimizers.Method) -> bool:
-    """Whether a key given for every method applies to this one (module docstring)."""
+    """Whether a key given for every method applies to this one: `lr`, `schedule`, `groups`
+    always; `momentum`, `dampening` where the defaults have momentum (`--momentum 0.5` tunes heavy
+    ball and Nesterov, and leaves `gd` alone); `weight_decay`, `nesterov` where the defaults set
+    them; other keys where the method takes them."""
     if key in ("lr", "schedule", "groups"):
         return True
     if key in ("momentum", "dampening"):
@@ -587,27 +586,15 @@ def _applies(key: str, method: optimizers.Method) -> bool:
     return key in method.hparam_names
 
 
-def _holdout(suite: Suite, problem: Problem) -> float:
-    fixed = fixed_holdout(problem.dataset)
-    if fixed is not None:
-        return fixed
-    value = _first(suite.flags.holdout, problem.holdout, suite.holdout)
-    if value is not None:
-        return float(value)
-    ds = load_dataset(problem.dataset, problem.targets, problem.features, problem.task_name)
-    return float(ds.default_holdout)
-
-
 def check_model(problem: Problem) -> None:
     """A plug-in model, built once on the problem's data and run on two rows: whatever it
     raises, and an output shape that does not fit the targets, is an error up front."""
     if not models.is_plugin(problem.model):
         return
-    ds = load_dataset(problem.dataset, problem.targets, problem.features, problem.task_name)
+    ds = problem.data()
     k = ds.n_classes if ds.task == "classification" else ds.k
     module = ModelSpec.parse(problem.model).build(ds.d, k)  # its errors are ConfigErrors
-    x = torch.tensor(ds.X[:2], dtype=torch.float32)
-    y = torch.tensor(ds.Y[:2])
+    x, y = torch.tensor(ds.X[:2], dtype=torch.float32), torch.tensor(ds.Y[:2])
     try:
         with torch.no_grad():
             out = module.eval()(x)
@@ -620,7 +607,6 @@ def check_model(problem: Problem) -> None:
         raise ConfigError(f"model {problem.model}: {exc}") from None
 
 
-# ----------------------------------------------------------------------------------------------
 # Suite files
 
 
@@ -650,139 +636,56 @@ def suite_from_toml(path: Path) -> Suite:
         raise ConfigError(f"{path}: {exc}") from None
 
 
-def _hparams(table: Mapping[str, Any], where: str, suite: Suite) -> tuple[dict, dict]:
-    """[..hparams] holds generic keys and per-method sub-tables: {lr = 1e-5, adam = {lr = 0.1}}."""
-    generic, per_method = {}, {}
-    for key, value in table.items():
-        if isinstance(value, Mapping):
-            per_method[key] = _method_table(suite.method(key), value, f"{where}", key)
-            continue
-        takers = [m for m in (suite.method(n) for n in _all_names(suite)) if key in m.hparam_names]
-        if not takers and key not in ("schedule", "groups"):
-            raise ConfigError(f"{where}: unknown hyperparameter {key}")
-        if takers and (rule := _hparam_rule(takers[0], key)) is not None:
-            rule.check(key, value, where)
-        generic[key] = value
-    return generic, per_method
-
-
-def _all_names(suite: Suite) -> list[str]:
-    return [*optimizers.names(), *suite.plugins]
-
-
-def _method_table(method: optimizers.Method, table: Mapping[str, Any], where: str, name: str
-                  ) -> dict[str, Any]:  # fmt: skip
-    """A method's own settings: its hyperparameters, batch_size, schedule, groups, inner."""
-    allowed = {*method.hparam_names, *METHOD_KEYS, *([method.wraps] if method.wraps else [])}
-    if "batch" in table and not method.plugin:
-        raise ConfigError(f"{where}: {name}: a built-in method's batch regime is fixed")
-    bad = sorted(set(table) - allowed - set(DEFINITION_KEYS))
-    if bad and not method.plugin:
-        raise ConfigError(f"{where}: method {name!r} does not take {', '.join(bad)}; "
-                          f"it takes {', '.join(sorted(allowed))}")  # fmt: skip
-    for key, value in table.items():
-        rule = RULES[key] if key in ("batch_size", "schedule") else _hparam_rule(method, key)
-        if rule is not None:
-            rule.check(f"{name}.{key}", value, where)
-    return {k: v for k, v in table.items() if k not in DEFINITION_KEYS}
-
-
-def resolve_methods(
-    value: Any,
-    where: str,
-    plugins: Mapping[str, Plugin],
-    base: Path | None = None,
-    definitions: Mapping[str, Mapping[str, Any]] | None = None,
-) -> tuple[tuple[str, ...], dict[str, Plugin]]:
-    """(names, plugins) of a methods list: `all`, registered names, plug-in entries
-    `[name=]path:Class` (loaded with their `definitions[name]`), names of known plug-ins."""
-    names: list[str] = []
-    plugins = dict(plugins)
-    for entry in split_names(value, where):
-        if entry == "all":
-            names += [n for n in optimizers.names() if n in optimizers.BUILTIN_METHODS]
-        elif ":" in entry:
-            given, sep, spec = (s.strip() for s in entry.partition("="))
-            if not sep or ":" in given or "/" in given:
-                given, spec = "", entry
-            default = spec.rpartition(":")[2].rpartition(".")[2].lower()
-            plugin = load_plugin(
-                spec, given or None, (definitions or {}).get(given or default), base
-            )
-            plugins[plugin.name] = plugin
-            names.append(plugin.name)
-        else:
-            if entry not in plugins:
-                optim.method_def(entry)  # an unknown name lists the known ones
-            names.append(entry)
-    if not names:
-        raise ConfigError(f"{where} is empty; name methods or use 'all'")
-    no_duplicates(names, where)
-    return tuple(names), plugins
-
-
 def suite_from_dict(data: Mapping[str, Any], base: Path | None = None) -> Suite:
     """A suite from its TOML table; `base` is the folder relative paths are read from."""
     if _depth(data) >= MAX_TOML_DEPTH:
         raise ConfigError(f"nested deeper than {MAX_TOML_DEPTH} levels")
     check_table(data, SUITE_KEYS, "suite")
-    suite = Suite(name=data.get("name", "custom"))
-    raw = data.get("methods", "all")
+    plain = ("name", "dtype", "epochs", "batch_size", "holdout", "standardize")  # as they are
+    suite = Suite(**{k: data[k] for k in plain if k in data})
+    raw, tables = data.get("methods", "all"), {}
     if isinstance(raw, Mapping):  # [methods.NAME] tables, in order
-        names, tables, plugins = [], {}, dict(suite.plugins)
         for name, table in raw.items():
             where = f"[methods.{name}]"
             if not isinstance(table, Mapping):
                 raise ConfigError(f"{where} must be a table")
             if "class" in table:
-                STRING.check("class", table["class"], where)
-                plugins[name] = load_plugin(table["class"], name, table, base)
+                entry = STRING.check("class", table["class"], where)
+                plugin = load_plugin(entry, name, table, base)
+                suite = replace(suite, plugins={**suite.plugins, name: plugin})
             elif "batch" in table:
                 raise ConfigError(f"{where}: a built-in method's batch regime is fixed")
-            suite = replace(suite, plugins=plugins)
             tables[name] = _method_table(suite.method(name), table, where, name)
-            names.append(name)
-        if not names:
+        if not tables:
             raise ConfigError("[methods] lists no method")
-        methods = tuple(names)
+        methods = tuple(tables)
     else:
         methods, plugins = resolve_methods(raw, "methods", suite.plugins, base)
-        suite, tables = replace(suite, plugins=plugins), {}
+        suite = replace(suite, plugins=plugins)
     generic, per_method = _hparams(data.get("hparams", {}), "[hparams]", suite)
     for name, table in tables.items():
         per_method[name] = {**per_method.get(name, {}), **table}
     default_model = resolve_model(data.get("model"), base)
     problems = []
-    for i, raw_problem in enumerate(data.get("problems", [])):
+    for i, raw in enumerate(data.get("problems", [])):
         where = f"[[problems]] #{i + 1}"
-        if "dataset" not in raw_problem:
+        if "dataset" not in raw:
             raise ConfigError(f"{where}: needs a dataset")
-        check_table(raw_problem, PROBLEM_KEYS, where)
-        p_generic, p_method = _hparams(raw_problem.get("hparams", {}), f"{where} hparams", suite)
+        check_table(raw, PROBLEM_KEYS, where)
+        p_generic, p_method = _hparams(raw.get("hparams", {}), f"{where} hparams", suite)
         own_methods = None
-        if "methods" in raw_problem:
-            own_methods, plugins = resolve_methods(raw_problem["methods"], "methods",
-                                                   suite.plugins, base)  # fmt: skip
+        if "methods" in raw:
+            own_methods, plugins = resolve_methods(raw["methods"], "methods", suite.plugins, base)
             suite = replace(suite, plugins=plugins)
+        plain = ("dataset", "name", "epochs", "batch_size", "holdout", "standardize", "task")
         problem = Problem(
-            dataset=raw_problem["dataset"],
-            name=raw_problem.get("name"),
-            targets=_tuple(raw_problem.get("targets"), "targets"),
-            features=_tuple(raw_problem.get("features"), "features"),
-            methods=own_methods,
-            epochs=raw_problem.get("epochs"),
-            batch_size=raw_problem.get("batch_size"),
-            holdout=raw_problem.get("holdout"),
-            standardize=raw_problem.get("standardize"),
-            hparams=p_generic,
-            method_hparams=p_method,
-            task=raw_problem.get("task"),
-            seeds=_seeds(raw_problem["seeds"], f"{where} seeds")
-            if "seeds" in raw_problem
-            else None,
-            schedule=_schedule(raw_problem.get("schedule"), where),
-        )
-        own = resolve_model(raw_problem.get("model"), base)
+            **{k: raw[k] for k in plain if k in raw},
+            **{k: split_names(raw[k], k) for k in ("targets", "features") if k in raw},
+            methods=own_methods, hparams=p_generic, method_hparams=p_method,
+            seeds=_seeds(raw["seeds"], f"{where} seeds") if "seeds" in raw else None,
+            schedule=_schedule(raw.get("schedule"), where),
+        )  # fmt: skip
+        own = resolve_model(raw.get("model"), base)
         problems.append(problem.with_model(own or default_model if problem.task_def.model_choice
                                            else own))  # fmt: skip
     return replace(
@@ -791,12 +694,7 @@ def suite_from_dict(data: Mapping[str, Any], base: Path | None = None) -> Suite:
         methods=methods,
         impls=parse_impls(data.get("impl", ["scratch", "torch"])),
         devices=resolve_devices(",".join(split_names(data.get("devices", "auto"), "devices"))),
-        dtype=data.get("dtype", "float32"),
         seeds=_seeds(data.get("seeds", list(DEFAULT_SEEDS)), "seeds"),
-        epochs=data.get("epochs", DEFAULT_EPOCHS),
-        batch_size=data.get("batch_size"),
-        holdout=data.get("holdout"),
-        standardize=data.get("standardize", False),
         schedule=_schedule(data.get("schedule"), "suite") or schedules.CONSTANT,
         hparams=generic,
         method_hparams=per_method,
@@ -805,8 +703,38 @@ def suite_from_dict(data: Mapping[str, Any], base: Path | None = None) -> Suite:
     )
 
 
-def _tuple(value: Any, what: str) -> tuple[str, ...] | None:
-    return None if value is None else split_names(value, what)
+def _hparams(table: Mapping[str, Any], where: str, suite: Suite) -> tuple[dict, dict]:
+    """[..hparams] holds generic keys and per-method sub-tables: {lr = 1e-5, adam = {lr = 0.1}}."""
+    generic, per_method = {}, {}
+    for key, value in table.items():
+        if isinstance(value, Mapping):
+            per_method[key] = _method_table(suite.method(key), value, where, key)
+            continue
+        names = (*optimizers.names(), *suite.plugins)
+        takers = [m for m in map(suite.method, names) if key in m.hparam_names]
+        if not takers and key not in ("schedule", "groups"):
+            raise ConfigError(f"{where}: unknown hyperparameter {key}")
+        if takers and (rule := _hparam_rule(takers[0], key)) is not None:
+            rule.check(key, value, where)
+        generic[key] = value
+    return generic, per_method
+
+
+def _method_table(method: optimizers.Method, table: Mapping[str, Any], where: str, name: str
+                  ) -> dict[str, Any]:  # fmt: skip
+    """A method's own settings: its hyperparameters, batch_size, schedule, groups, inner."""
+    allowed = {*method.hparam_names, *METHOD_KEYS, *([method.wraps] if method.wraps else [])}
+    if "batch" in table and not method.plugin:
+        raise ConfigError(f"{where}: {name}: a built-in method's batch regime is fixed")
+    bad = sorted(set(table) - allowed - {"class", "batch"})
+    if bad and not method.plugin:
+        raise ConfigError(f"{where}: method {name!r} does not take {', '.join(bad)}; "
+                          f"it takes {', '.join(sorted(allowed))}")  # fmt: skip
+    for key, value in table.items():
+        rule = RULES[key] if key in ("batch_size", "schedule") else _hparam_rule(method, key)
+        if rule is not None:
+            rule.check(f"{name}.{key}", value, where)
+    return {k: v for k, v in table.items() if k not in ("class", "batch")}
 
 
 def _schedule(value: str | None, where: str) -> str | None:
@@ -814,32 +742,11 @@ def _schedule(value: str | None, where: str) -> str | None:
 
 
 def _seeds(seeds: Any, where: str) -> tuple[int, ...]:
-    """Seeds checked against SEEDS where they entered (`check_table`); distinct here."""
+    """Seeds checked against their rule where they entered (`check_table`); distinct here."""
     no_duplicates(seeds, where)
     return tuple(seeds)
 
 
-def parse_impls(value: Any) -> tuple[str, ...]:
-    names = split_names(value, "impl")
-    no_duplicates(names, "impl")
-    for n in names:
-        if n not in optimizers.ALL_IMPLS:
-            raise ConfigError(f"unknown impl {n!r}; known: {', '.join(optimizers.ALL_IMPLS)}")
-    return names
-
-
-def resolve_model(value: Any, base: Path | None) -> str | None:
-    """A model name, or a factory spec with a relative file made absolute against `base`."""
-    if value is None:
-        return None
-    STRING.check("model", value)
-    target, _, attr = value.rpartition(":")
-    if base is not None and models.is_plugin(value) and (target.endswith(".py") or "/" in target):
-        return f"{(base / target).resolve()}:{attr}"
-    return value
-
-
-# ----------------------------------------------------------------------------------------------
 # The command line on top
 
 
@@ -857,7 +764,7 @@ def apply_overrides(suite: Suite, o: Overrides) -> Suite:
              and k in o.hparams]  # fmt: skip
     if twice:
         raise ConfigError(f"{', '.join(twice)} given both as a flag and in --hp")
-    problems: list[Problem] = list(suite.problems)
+    problems = list(suite.problems)
     if o.problems is not None:
         problems = [suite.problem(name) for name in o.problems]
     elif o.datasets is not None:
@@ -866,11 +773,11 @@ def apply_overrides(suite: Suite, o: Overrides) -> Suite:
         problems = [replace(p, name=None).with_model(o.model) if p.task_def.model_choice else p
                     for p in problems]  # fmt: skip
     no_duplicates([p.label for p in problems], "problem names (two problems would share one)")
-    if o.targets is not None or o.features is not None:
-        problems = [replace(p, targets=o.targets or p.targets, features=o.features or p.features)
-                    for p in problems]  # fmt: skip
-    if o.methods is not None:
-        problems = [replace(p, methods=None) for p in problems]
+    problems = [
+        replace(p, targets=o.targets or p.targets, features=o.features or p.features,
+                methods=p.methods if o.methods is None else None)
+        for p in problems
+    ]  # fmt: skip
     out = replace(
         suite,
         problems=tuple(problems),
@@ -919,9 +826,9 @@ def check_numbers(o: Overrides) -> None:
     """Flag values, each against its rule, before any data is loaded."""
     if o.lr is not None:
         finite_positive("--lr", o.lr)
-    for flag, value, lo in (("--epochs", o.epochs, 1), ("--batch-size", o.batch_size, 1)):
-        if value is not None and value < lo:
-            raise ConfigError(f"{flag} must be >= {lo}, got {value}")
+    for flag, value in (("--epochs", o.epochs), ("--batch-size", o.batch_size)):
+        if value is not None and value < 1:
+            raise ConfigError(f"{flag} must be >= 1, got {value}")
     if o.epochs is not None and o.epochs > MAX_EPOCHS:
         raise ConfigError(f"--epochs must be <= {MAX_EPOCHS}, got {o.epochs}")
     for name, value in (("--momentum", o.momentum), ("--weight-decay", o.weight_decay)):
@@ -936,13 +843,3 @@ def check_numbers(o: Overrides) -> None:
     for what, items in (("--datasets", o.datasets), ("--problems", o.problems)):
         if items is not None:
             no_duplicates(items, what)
-
-
-def check_seeds(seeds: Sequence[int], what: str) -> None:
-    """At most MAX_SEEDS distinct seeds, each in [0, MAX_SEED]."""
-    if len(seeds) > MAX_SEEDS:
-        raise ConfigError(f"{what}: {len(seeds)} seeds, more than the limit of {MAX_SEEDS}")
-    for s in seeds:
-        if not 0 <= s <= MAX_SEED:
-            raise ConfigError(f"{what}: seeds must be in [0, {MAX_SEED}], got {s}")
-    no_duplicates(seeds, what)
