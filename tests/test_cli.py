@@ -379,6 +379,7 @@ def test_report_rebuilds_a_folder_from_its_store(capsys, tmp_path):
         (["--seeds", "99999999999"], "seeds must be in [0, 4294967295]"),
         (["--datasets", "synthetic:n=1e12"], "error: "),
         (["--seeds", "0-9"], "error: --seeds must be comma-separated integers"),
+        (["--hp", "nope=1"], "error: --hp: unknown hyperparameter nope"),  # as a suite's is
         (["--seeds", "0,1", "--max-runs", "1"], "the suite: 2 runs, more than the limit of 1;"),
     ],
     ids=lambda v: v if isinstance(v, str) else " ".join(v)[:30],

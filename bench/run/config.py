@@ -789,6 +789,7 @@ def apply_overrides(suite: Suite, o: Overrides) -> Suite:
         plugins={**suite.plugins, **o.plugins},
         flags=o,
     )
+    _hparams(o.hparams, "--hp", out)  # a key no method takes is an error, as in a suite file
     for name, table in o.method_hparams.items():
         method_name, _, inner = name.partition(".")
         method = out.method(method_name)
